@@ -1,0 +1,109 @@
+//! Settings read once from the environment at start. Names and defaults are SPEC's; an
+//! invalid value stops start-up with a message that names the variable.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::{Context, bail};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `HTTP_ADDR`: where the REST API listens.
+    pub http_addr: SocketAddr,
+    /// `PROCESSOR_URL`: the processor's gRPC endpoint.
+    pub processor_url: String,
+    /// `PROCESSOR_TIMEOUT`: deadline of every gRPC call. Below 500 ms so that a slow
+    /// processor turns into a quick 503 rather than a slow answer.
+    pub processor_timeout: Duration,
+    /// `MAX_BODY_BYTES`: largest webhook body accepted (413 above it).
+    pub max_body_bytes: usize,
+    /// `LOG_FORMAT`: `text` or `json`.
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can supply their own.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |name: &str, default: &str| lookup(name).unwrap_or_else(|| default.to_owned());
+        let http_addr = get("HTTP_ADDR", "0.0.0.0:8000");
+        let processor_url = get("PROCESSOR_URL", "http://127.0.0.1:50051");
+        if !(processor_url.starts_with("http://") || processor_url.starts_with("https://")) {
+            bail!("PROCESSOR_URL={processor_url:?} must be an http:// or https:// URL");
+        }
+        let timeout = get("PROCESSOR_TIMEOUT", "450ms");
+        let max_body = get("MAX_BODY_BYTES", "65536");
+        Ok(Self {
+            http_addr: http_addr.parse().with_context(|| {
+                format!("HTTP_ADDR={http_addr:?} is not a socket address such as 0.0.0.0:8000")
+            })?,
+            processor_url,
+            processor_timeout: humantime::parse_duration(&timeout).with_context(|| {
+                format!("PROCESSOR_TIMEOUT={timeout:?} is not a duration such as 450ms or 2s")
+            })?,
+            max_body_bytes: match max_body.parse::<usize>() {
+                Ok(bytes) if bytes > 0 => bytes,
+                _ => bail!("MAX_BODY_BYTES={max_body:?} must be a whole number of bytes above 0"),
+            },
+            log_format: match get("LOG_FORMAT", "text").as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => bail!("LOG_FORMAT={other:?} must be text or json"),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_are_specs() -> anyhow::Result<()> {
+        let config = config_with(&[])?;
+        assert_eq!(config.http_addr.to_string(), "0.0.0.0:8000");
+        assert_eq!(config.processor_url, "http://127.0.0.1:50051");
+        assert_eq!(config.log_format, LogFormat::Text);
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        for (name, value) in [
+            ("HTTP_ADDR", "8000"),
+            ("PROCESSOR_URL", "127.0.0.1:50051"),
+            ("PROCESSOR_TIMEOUT", "fast"),
+            ("MAX_BODY_BYTES", "0"),
+            ("LOG_FORMAT", "yaml"),
+        ] {
+            let error = config_with(&[(name, value)])
+                .err()
+                .map(|e| format!("{e:#}"));
+            assert!(
+                error.as_deref().is_some_and(|e| e.contains(name)),
+                "{name}={value}: {error:?}"
+            );
+        }
+    }
+}

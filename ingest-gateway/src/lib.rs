@@ -1,0 +1,73 @@
+//! The ingest gateway: the REST API of SPEC, served by axum, answered by the processor
+//! over gRPC. Stateless. `main.rs` only reads the configuration and calls [`build`].
+
+pub mod config;
+pub mod conversions;
+pub mod error;
+pub mod payload;
+pub mod processor_client;
+pub mod routes;
+pub mod shutdown;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+use processor_client::ProcessorClient;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub processor: ProcessorClient,
+    pub max_body_bytes: usize,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+}
+
+/// Binds `config.http_addr` and prepares the routes.
+pub async fn build(config: Config) -> anyhow::Result<Application> {
+    let listener = TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on HTTP_ADDR={}", config.http_addr))?;
+    build_with_listener(config, listener)
+}
+
+/// As [`build`], on a listener the caller bound (tests bind port 0).
+pub fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Result<Application> {
+    let processor = ProcessorClient::new(&config.processor_url, config.processor_timeout)
+        .with_context(|| {
+            format!(
+                "PROCESSOR_URL={:?} is not a valid endpoint",
+                config.processor_url
+            )
+        })?;
+    let state = AppState {
+        processor,
+        max_body_bytes: config.max_body_bytes,
+    };
+    Ok(Application {
+        listener,
+        router: routes::router(state),
+    })
+}
+
+impl Application {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown`, then finishes the requests in flight.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("HTTP server failed")
+    }
+}

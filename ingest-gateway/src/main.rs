@@ -1,0 +1,33 @@
+use std::process::ExitCode;
+
+use ingest_gateway::{Config, shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("ingest-gateway: invalid configuration: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format);
+    let application = match ingest_gateway::build(config.clone()).await {
+        Ok(application) => application,
+        Err(error) => {
+            tracing::error!("ingest-gateway cannot start: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(http_addr = %config.http_addr, processor_url = %config.processor_url, "ingest-gateway listening");
+    match application.run_until_stopped(shutdown::on_signal()).await {
+        Ok(()) => {
+            tracing::info!("ingest-gateway stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!("ingest-gateway failed: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The webhook body: JSON shape and types checked here, each offending field named. The
+//! business rules (lengths, amount > 0, ISO 4217, ...) are the processor's, applied to
+//! REST and gRPC callers alike.
+
+use serde::Deserialize;
+use serde_json::{error::Category, value::RawValue};
+
+use crate::error::{ApiError, FieldError};
+
+/// A webhook whose fields have the right JSON types. `amount` keeps the number's exact
+/// text: it never passes through a float.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookPayload {
+    pub transaction_id: String,
+    pub source_account: String,
+    pub destination_account: String,
+    pub amount: String,
+    pub currency: String,
+}
+
+/// Each field as raw JSON, so a wrong type is reported per field. Unknown fields are
+/// ignored, as SPEC allows.
+#[derive(Deserialize)]
+struct RawPayload<'a> {
+    #[serde(borrow)]
+    transaction_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    source_account: Option<&'a RawValue>,
+    #[serde(borrow)]
+    destination_account: Option<&'a RawValue>,
+    #[serde(borrow)]
+    amount: Option<&'a RawValue>,
+    #[serde(borrow)]
+    currency: Option<&'a RawValue>,
+}
+
+impl WebhookPayload {
+    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let raw: RawPayload<'_> =
+            serde_json::from_slice(body).map_err(|error| match error.classify() {
+                Category::Data => ApiError::InvalidFields(vec![FieldError::new(
+                    "body",
+                    format!("must be a JSON object with the transaction's fields ({error})"),
+                )]),
+                _ => ApiError::MalformedJson(error.to_string()),
+            })?;
+        let mut errors = Vec::new();
+        let mut text = |field: &'static str, value: Option<&RawValue>| -> String {
+            match value.map(|raw| serde_json::from_str::<String>(raw.get())) {
+                Some(Ok(text)) => text,
+                Some(Err(_)) => {
+                    errors.push(FieldError::new(field, "must be a string"));
+                    String::new()
+                }
+                None => {
+                    errors.push(FieldError::new(field, "is required"));
+                    String::new()
+                }
+            }
+        };
+        let transaction_id = text("transaction_id", raw.transaction_id);
+        let source_account = text("source_account", raw.source_account);
+        let destination_account = text("destination_account", raw.destination_account);
+        let currency = text("currency", raw.currency);
+        let amount = match raw.amount.map(RawValue::get) {
+            Some(number) if number.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => {
+                number.to_owned()
+            }
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "amount",
+                    "must be a JSON number, such as 1500.50",
+                ));
+                String::new()
+            }
+            None => {
+                errors.push(FieldError::new("amount", "is required"));
+                String::new()
+            }
+        };
+        if !errors.is_empty() {
+            return Err(ApiError::InvalidFields(errors));
+        }
+        Ok(Self {
+            transaction_id,
+            source_account,
+            destination_account,
+            amount,
+            currency,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid_fields(body: &str) -> Vec<String> {
+        match WebhookPayload::from_json(body.as_bytes()) {
+            Err(ApiError::InvalidFields(errors)) => errors.into_iter().map(|e| e.field).collect(),
+            other => panic!("expected invalid fields for {body}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn keeps_the_amount_text_exact() {
+        let body = r#"{"transaction_id":"t","source_account":"a","destination_account":"b",
+            "amount":12345678901234567.89,"currency":"INR","extra":{"ignored":true}}"#;
+        let payload = WebhookPayload::from_json(body.as_bytes()).map(|p| p.amount);
+        assert_eq!(payload.ok().as_deref(), Some("12345678901234567.89"));
+    }
+
+    #[test]
+    fn names_missing_and_mistyped_fields() {
+        assert_eq!(
+            invalid_fields(r#"{"transaction_id":1,"amount":"1500","currency":null}"#),
+            vec![
+                "transaction_id",
+                "source_account",
+                "destination_account",
+                "currency",
+                "amount"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_non_object_body_is_invalid_not_malformed() {
+        assert_eq!(invalid_fields("[1,2]"), vec!["body"]);
+    }
+
+    #[test]
+    fn broken_json_is_malformed() {
+        for body in ["{", "", "{\"transaction_id\": }", "not json"] {
+            assert!(
+                matches!(
+                    WebhookPayload::from_json(body.as_bytes()),
+                    Err(ApiError::MalformedJson(_))
+                ),
+                "{body:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The one gRPC client of the processor, shared by every request: one HTTP/2 channel,
+//! a deadline on every call, and the request id carried along in metadata.
+
+use std::time::Duration;
+
+use payments_proto::v1::{self as pb, transaction_service_client::TransactionServiceClient};
+use tonic::{
+    Request,
+    metadata::MetadataValue,
+    transport::{Channel, Endpoint},
+};
+
+use crate::payload::WebhookPayload;
+
+/// Metadata key of the request id, the same name as the HTTP header.
+pub const REQUEST_ID_KEY: &str = "x-request-id";
+
+#[derive(Clone)]
+pub struct ProcessorClient {
+    client: TransactionServiceClient<Channel>,
+    deadline: Duration,
+}
+
+impl ProcessorClient {
+    /// Does not connect yet: the gateway starts, and answers 503, while the processor is down.
+    pub fn new(url: &str, deadline: Duration) -> Result<Self, tonic::transport::Error> {
+        let channel = Endpoint::from_shared(url.to_owned())?
+            .connect_timeout(deadline)
+            .timeout(deadline)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(Self {
+            client: TransactionServiceClient::new(channel),
+            deadline,
+        })
+    }
+
+    pub async fn ingest(
+        &self,
+        payload: WebhookPayload,
+        request_id: Option<&str>,
+    ) -> Result<pb::IngestTransactionResponse, tonic::Status> {
+        let request = self.request(pb::IngestTransactionRequest::from(payload), request_id);
+        Ok(self
+            .client
+            .clone()
+            .ingest_transaction(request)
+            .await?
+            .into_inner())
+    }
+
+    pub async fn get(
+        &self,
+        transaction_id: String,
+        request_id: Option<&str>,
+    ) -> Result<pb::Transaction, tonic::Status> {
+        let request = self.request(pb::GetTransactionRequest { transaction_id }, request_id);
+        Ok(self
+            .client
+            .clone()
+            .get_transaction(request)
+            .await?
+            .into_inner())
+    }
+
+    fn request<T>(&self, message: T, request_id: Option<&str>) -> Request<T> {
+        let mut request = Request::new(message);
+        // Sent as grpc-timeout too, so the processor stops working on an abandoned call.
+        request.set_timeout(self.deadline);
+        if let Some(id) = request_id.and_then(|id| MetadataValue::try_from(id).ok()) {
+            request.metadata_mut().insert(REQUEST_ID_KEY, id);
+        }
+        request
+    }
+}

@@ -1,0 +1,162 @@
+//! A running stack for one test: processor and gateway in-process, and an HTTP client.
+#![allow(clippy::expect_used)]
+
+use std::{net::SocketAddr, time::Duration};
+
+use processor::testing::{RunningProcessor, Setup};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+pub use processor::testing::{count_by_status, unique_id};
+
+pub struct Stack {
+    pub setup: Setup,
+    pub processor: RunningProcessor,
+    pub gateway_addr: SocketAddr,
+    gateway_shutdown: CancellationToken,
+    gateway: JoinHandle<anyhow::Result<()>>,
+    pub http: reqwest::Client,
+}
+
+impl Stack {
+    /// Processor (with `delay`) and gateway, both started and listening.
+    pub async fn start(delay: &'static str) -> Self {
+        let setup = Setup::new(delay).await;
+        let processor = setup.start().await;
+        let (gateway_addr, gateway_shutdown, gateway) = start_gateway(&processor.url()).await;
+        Self {
+            setup,
+            processor,
+            gateway_addr,
+            gateway_shutdown,
+            gateway,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway_addr)
+    }
+
+    pub async fn post_webhook(&self, body: &Value) -> Response {
+        self.post_raw(&body.to_string(), "application/json").await
+    }
+
+    pub async fn post_raw(&self, body: &str, content_type: &str) -> Response {
+        self.http
+            .post(self.url("/v1/webhooks/transactions"))
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("the gateway answers")
+    }
+
+    pub async fn get_transaction(&self, id: &str) -> Response {
+        self.http
+            .get(self.url(&format!("/v1/transactions/{id}")))
+            .send()
+            .await
+            .expect("the gateway answers")
+    }
+
+    /// The transaction's JSON once it has left PROCESSING, or the last one seen.
+    pub async fn wait_until_finished(&self, id: &str, limit: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let last: Value = self
+                .get_transaction(id)
+                .await
+                .json()
+                .await
+                .expect("JSON body");
+            if last["status"] != "PROCESSING" || tokio::time::Instant::now() >= deadline {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn stop(self) {
+        self.gateway_shutdown.cancel();
+        self.gateway
+            .await
+            .expect("gateway task")
+            .expect("gateway stops cleanly");
+        self.processor.stop().await;
+    }
+}
+
+pub async fn start_gateway(
+    processor_url: &str,
+) -> (
+    SocketAddr,
+    CancellationToken,
+    JoinHandle<anyhow::Result<()>>,
+) {
+    let pairs = [
+        ("HTTP_ADDR", "127.0.0.1:0".to_owned()),
+        ("PROCESSOR_URL", processor_url.to_owned()),
+        // Generous: debug builds on a loaded 2-core machine.
+        ("PROCESSOR_TIMEOUT", "10s".to_owned()),
+        ("MAX_BODY_BYTES", "4096".to_owned()),
+    ];
+    let config = ingest_gateway::Config::from_lookup(|name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("valid gateway configuration");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let application =
+        ingest_gateway::build_with_listener(config, listener).expect("gateway builds");
+    let addr = application.local_addr().expect("bound address");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+    (addr, shutdown, task)
+}
+
+/// The seed README's example webhook, with a fresh id.
+pub fn seed_webhook(id: &str) -> Value {
+    json!({
+        "transaction_id": id,
+        "source_account": "acc_user_789",
+        "destination_account": "acc_merchant_456",
+        "amount": 1500,
+        "currency": "INR"
+    })
+}
+
+/// Asserts a problem+json answer with `status` and returns its body.
+pub async fn expect_problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.expect("problem body is JSON");
+    assert_eq!(body["status"], status.as_u16());
+    for member in ["type", "title", "detail"] {
+        assert!(body[member].is_string(), "problem without {member}: {body}");
+    }
+    body
+}
+
+/// The `field` of each entry in a problem's `errors`.
+pub fn problem_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}

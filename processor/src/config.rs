@@ -1,0 +1,186 @@
+//! Settings read once from the environment at start. Names and defaults are SPEC's; an
+//! invalid value stops start-up with a message that names the variable.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::{Context, bail};
+
+/// Everything the processor needs to run, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `DATABASE_URL`: PostgreSQL, the source of truth.
+    pub database_url: String,
+    /// `DATABASE_MAX_CONNECTIONS`: size of the PostgreSQL pool.
+    pub database_max_connections: u32,
+    /// `REDIS_URL`: Redis holding the work stream.
+    pub redis_url: String,
+    /// `GRPC_ADDR`: where the gRPC server listens.
+    pub grpc_addr: SocketAddr,
+    /// `PROCESSING_DELAY`: how long the simulated external call takes.
+    pub processing_delay: Duration,
+    /// `STREAM_KEY`: the Redis Stream that carries transaction ids to process.
+    pub stream_key: String,
+    /// `CONSUMER_GROUP`: the group all replicas read through.
+    pub consumer_group: String,
+    /// `CONSUMER_NAME`: this replica's name in the group.
+    pub consumer_name: String,
+    /// `MAX_IN_FLIGHT`: transactions that may wait out their delay at once.
+    pub max_in_flight: usize,
+    /// `READ_BATCH_SIZE`: entries fetched per XREADGROUP.
+    pub read_batch_size: usize,
+    /// `SHUTDOWN_GRACE`: how long in-flight work may finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// `RUN_MIGRATIONS`: apply pending migrations at start (`true` unless `false`).
+    pub run_migrations: bool,
+    /// `LOG_FORMAT`: `text` or `json`.
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can supply their own.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |name: &str, default: &str| lookup(name).unwrap_or_else(|| default.to_owned());
+        Ok(Self {
+            database_url: get("DATABASE_URL", migration::DEFAULT_DATABASE_URL),
+            database_max_connections: parse_number(
+                "DATABASE_MAX_CONNECTIONS",
+                &get("DATABASE_MAX_CONNECTIONS", "20"),
+            )?,
+            redis_url: get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            grpc_addr: parse_addr("GRPC_ADDR", &get("GRPC_ADDR", "0.0.0.0:50051"))?,
+            processing_delay: parse_duration("PROCESSING_DELAY", &get("PROCESSING_DELAY", "30s"))?,
+            stream_key: non_empty("STREAM_KEY", get("STREAM_KEY", "transactions"))?,
+            consumer_group: non_empty("CONSUMER_GROUP", get("CONSUMER_GROUP", "processors"))?,
+            consumer_name: match lookup("CONSUMER_NAME") {
+                Some(name) => non_empty("CONSUMER_NAME", name)?,
+                None => default_consumer_name(),
+            },
+            max_in_flight: parse_number("MAX_IN_FLIGHT", &get("MAX_IN_FLIGHT", "10000"))?,
+            read_batch_size: parse_number("READ_BATCH_SIZE", &get("READ_BATCH_SIZE", "256"))?,
+            shutdown_grace: parse_duration("SHUTDOWN_GRACE", &get("SHUTDOWN_GRACE", "10s"))?,
+            run_migrations: parse_bool("RUN_MIGRATIONS", &get("RUN_MIGRATIONS", "true"))?,
+            log_format: parse_log_format(&get("LOG_FORMAT", "text"))?,
+        })
+    }
+}
+
+/// Host name and process id: unique per replica, and stable in a container (pid 1).
+fn default_consumer_name() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    format!("{host}-{}", std::process::id())
+}
+
+fn non_empty(name: &str, value: String) -> anyhow::Result<String> {
+    if value.trim().is_empty() {
+        bail!("{name} must not be empty");
+    }
+    Ok(value)
+}
+
+fn parse_addr(name: &str, value: &str) -> anyhow::Result<SocketAddr> {
+    value
+        .parse()
+        .with_context(|| format!("{name}={value:?} is not a socket address such as 0.0.0.0:50051"))
+}
+
+pub(crate) fn parse_duration(name: &str, value: &str) -> anyhow::Result<Duration> {
+    humantime::parse_duration(value)
+        .with_context(|| format!("{name}={value:?} is not a duration such as 500ms, 2s or 30s"))
+}
+
+fn parse_number<T>(name: &str, value: &str) -> anyhow::Result<T>
+where
+    T: std::str::FromStr + PartialOrd + From<u8>,
+{
+    match value.parse::<T>() {
+        Ok(number) if number >= T::from(1) => Ok(number),
+        _ => bail!("{name}={value:?} must be a whole number of at least 1"),
+    }
+}
+
+fn parse_bool(name: &str, value: &str) -> anyhow::Result<bool> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => bail!("{name}={value:?} must be true or false"),
+    }
+}
+
+fn parse_log_format(value: &str) -> anyhow::Result<LogFormat> {
+    match value {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => bail!("LOG_FORMAT={value:?} must be text or json"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_are_specs() -> anyhow::Result<()> {
+        let config = config_with(&[])?;
+        assert_eq!(config.grpc_addr.to_string(), "0.0.0.0:50051");
+        assert_eq!(config.processing_delay, Duration::from_secs(30));
+        assert_eq!(config.stream_key, "transactions");
+        assert_eq!(config.consumer_group, "processors");
+        assert_eq!(config.redis_url, "redis://127.0.0.1:6379/0");
+        assert!(
+            config
+                .consumer_name
+                .ends_with(&format!("-{}", std::process::id()))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn delay_accepts_human_durations() -> anyhow::Result<()> {
+        let config = config_with(&[("PROCESSING_DELAY", "500ms")])?;
+        assert_eq!(config.processing_delay, Duration::from_millis(500));
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        for (name, value) in [
+            ("PROCESSING_DELAY", "soon"),
+            ("GRPC_ADDR", "port 50051"),
+            ("MAX_IN_FLIGHT", "0"),
+            ("LOG_FORMAT", "xml"),
+            ("STREAM_KEY", " "),
+        ] {
+            let error = config_with(&[(name, value)])
+                .err()
+                .map(|e| format!("{e:#}"));
+            assert!(
+                error.as_deref().is_some_and(|e| e.contains(name)),
+                "{name}={value}: {error:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The gRPC server: TransactionService, plus health and reflection on the same port.
+
+pub mod conversions;
+pub mod transaction_service;
+
+use payments_proto::v1::transaction_service_server::TransactionServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use transaction_service::TransactionServiceImpl;
+
+/// Serves until `shutdown`, then lets in-flight calls finish.
+pub async fn serve(
+    listener: TcpListener,
+    service: TransactionServiceImpl,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<TransactionServiceServer<TransactionServiceImpl>>()
+        .await;
+    // v1 and v1alpha: grpcurl and older clients ask for either.
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(payments_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(payments_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(TransactionServiceServer::new(service))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! The processor: gRPC `TransactionService` over PostgreSQL, and the consumer group that
+//! processes what was stored. `main.rs` only reads the configuration and calls [`build`].
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod ingest;
+pub mod shutdown;
+pub mod stream;
+pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod testing;
+pub mod worker;
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+use stream::{StreamNames, consumer::Consumer, publisher::Publisher};
+
+/// Longest a non-blocking Redis command may take before it counts as failed.
+const REDIS_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Arbitrary key for the advisory lock that serialises migrations across replicas.
+const MIGRATION_LOCK_KEY: i64 = 0x7061_796d_656e_7473;
+
+/// A processor that is connected and listening, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    service: grpc::transaction_service::TransactionServiceImpl,
+    consumer: Consumer,
+}
+
+/// Connects to PostgreSQL and Redis, applies migrations, and binds `config.grpc_addr`.
+pub async fn build(config: Config) -> anyhow::Result<Application> {
+    let listener = TcpListener::bind(config.grpc_addr)
+        .await
+        .with_context(|| format!("cannot listen on GRPC_ADDR={}", config.grpc_addr))?;
+    build_with_listener(config, listener).await
+}
+
+/// As [`build`], on a listener the caller bound (tests bind port 0).
+pub async fn build_with_listener(
+    config: Config,
+    listener: TcpListener,
+) -> anyhow::Result<Application> {
+    let db = db::connect(&config.database_url, config.database_max_connections)
+        .await
+        .context("cannot connect to PostgreSQL at DATABASE_URL")?;
+    if config.run_migrations {
+        migrate(&db).await.context("applying migrations failed")?;
+    }
+    let redis = stream::connect(&config.redis_url, REDIS_COMMAND_TIMEOUT)
+        .await
+        .context("cannot connect to Redis at REDIS_URL")?;
+    // XREADGROUP BLOCK holds its connection, so the reader has its own client.
+    let reader = stream::connect(&config.redis_url, REDIS_COMMAND_TIMEOUT * 3)
+        .await
+        .context("cannot connect to Redis at REDIS_URL")?;
+    let names = StreamNames {
+        key: config.stream_key.clone(),
+        group: config.consumer_group.clone(),
+        consumer: config.consumer_name.clone(),
+    };
+    stream::consumer::ensure_group(&redis, &names)
+        .await
+        .context("cannot create the consumer group")?;
+    let publisher = Publisher::new(redis.clone(), config.stream_key.clone());
+    let consumer = Consumer {
+        reader,
+        acker: redis,
+        names,
+        batch_size: config.read_batch_size,
+        max_in_flight: config.max_in_flight,
+        shutdown_grace: config.shutdown_grace,
+        worker: worker::Worker::new(db.clone(), config.processing_delay),
+    };
+    Ok(Application {
+        listener,
+        service: grpc::transaction_service::TransactionServiceImpl::new(db, publisher),
+        consumer,
+    })
+}
+
+/// Applies pending migrations under an advisory lock, so replicas starting together do
+/// not race each other (PostgreSQL DDL is transactional).
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    let transaction = db.begin().await?;
+    transaction
+        .execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+        ))
+        .await?;
+    Migrator::up(&transaction, None).await?;
+    transaction.commit().await
+}
+
+impl Application {
+    pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves gRPC and runs the consumer until `shutdown` is cancelled.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let consumer = tokio::spawn(self.consumer.run(shutdown.clone()));
+        let served = grpc::serve(self.listener, self.service, shutdown.clone()).await;
+        // Whatever ended first, stop the other too.
+        shutdown.cancel();
+        let consumed = consumer.await.context("consumer task panicked")?;
+        served?;
+        consumed.context("consumer failed")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,50 @@
+//! Work delivery through one Redis Stream and one consumer group.
+//!
+//! - Key `STREAM_KEY` (default `transactions`); each entry has one field,
+//!   `transaction_id`. PostgreSQL stays the source of truth: an entry only says "look at
+//!   this id", so a lost or repeated entry can never change what a transaction is.
+//! - Group `CONSUMER_GROUP` (default `processors`), created at start with MKSTREAM from id
+//!   `0`, so entries added before the group existed are read too; BUSYGROUP (the group
+//!   exists) is success. Every replica reads through the group, so each entry goes to
+//!   one consumer.
+//! - Consumer `CONSUMER_NAME`, one per replica. At start a consumer first re-reads its own
+//!   pending entries (id `0`): those it read before a restart and never acknowledged.
+//! - An entry is acknowledged (XACK, then XDEL so the stream does not grow without end)
+//!   only after PostgreSQL says the transaction is finished. A redelivered entry finds
+//!   the transaction finished and is acknowledged without processing again.
+
+pub mod consumer;
+pub mod publisher;
+
+use std::time::Duration;
+
+use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
+
+/// The field of each stream entry that holds the transaction id.
+pub const TRANSACTION_ID_FIELD: &str = "transaction_id";
+
+/// Where the stream lives and who reads it.
+#[derive(Clone, Debug)]
+pub struct StreamNames {
+    pub key: String,
+    pub group: String,
+    pub consumer: String,
+}
+
+/// Connects a Redis client that reconnects on its own and never waits on a command longer
+/// than `command_timeout`.
+pub async fn connect(url: &str, command_timeout: Duration) -> Result<Client, fred::error::Error> {
+    let config = Config::from_url(url)?;
+    let client = Builder::from_config(config)
+        .with_performance_config(|performance| {
+            performance.default_command_timeout = command_timeout
+        })
+        .with_connection_config(|connection| {
+            connection.connection_timeout = Duration::from_secs(3);
+            connection.internal_command_timeout = Duration::from_secs(3);
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+        .build()?;
+    client.init().await?;
+    Ok(client)
+}

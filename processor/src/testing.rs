@@ -1,0 +1,240 @@
+//! Test fixtures, shared with the gateway's tests: a fresh database per test, a unique
+//! stream and group, and the real processor running in-process. Compiled only with the
+//! `test-support` feature. A fixture that cannot set up panics: that is the test failing.
+#![allow(clippy::expect_used)]
+
+use std::{net::SocketAddr, time::Duration};
+
+use crate::{Config, db};
+use fred::prelude::{Client, ClientLike, KeysInterface, StreamsInterface};
+use payments_proto::v1::{self as pb, transaction_service_client::TransactionServiceClient};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// Prefix of every database the tests create; `scripts/test.sh` drops leftovers.
+pub const TEST_DATABASE_PREFIX: &str = "pwtest_";
+
+pub fn admin_database_url() -> String {
+    std::env::var("TEST_ADMIN_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
+}
+
+/// A database of this test's own, with a URL for the processor.
+pub async fn create_database() -> String {
+    let name = format!("{TEST_DATABASE_PREFIX}{}", uuid::Uuid::new_v4().simple());
+    let admin = sea_orm::Database::connect(admin_database_url())
+        .await
+        .expect("PostgreSQL must be reachable at TEST_ADMIN_DATABASE_URL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create the test database");
+    admin.close().await.ok();
+    let admin_url = admin_database_url();
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+/// What one test's processor is configured with.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub database_url: String,
+    pub stream_key: String,
+    pub consumer_group: String,
+    pub consumer_name: String,
+    pub delay: &'static str,
+    pub max_in_flight: &'static str,
+    pub shutdown_grace: &'static str,
+}
+
+impl Setup {
+    pub async fn new(delay: &'static str) -> Self {
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            database_url: create_database().await,
+            stream_key: format!("test:{unique}:transactions"),
+            consumer_group: format!("test:{unique}:processors"),
+            consumer_name: format!("consumer-{unique}"),
+            delay,
+            max_in_flight: "10000",
+            shutdown_grace: "5s",
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        let pairs = [
+            ("DATABASE_URL", self.database_url.clone()),
+            ("REDIS_URL", redis_url()),
+            ("GRPC_ADDR", "127.0.0.1:0".to_owned()),
+            ("PROCESSING_DELAY", self.delay.to_owned()),
+            ("STREAM_KEY", self.stream_key.clone()),
+            ("CONSUMER_GROUP", self.consumer_group.clone()),
+            ("CONSUMER_NAME", self.consumer_name.clone()),
+            ("MAX_IN_FLIGHT", self.max_in_flight.to_owned()),
+            ("SHUTDOWN_GRACE", self.shutdown_grace.to_owned()),
+            ("DATABASE_MAX_CONNECTIONS", "10".to_owned()),
+        ];
+        Config::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        })
+        .expect("valid test configuration")
+    }
+
+    /// Starts the real processor on an ephemeral port.
+    pub async fn start(&self) -> RunningProcessor {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let application = crate::build_with_listener(self.config(), listener)
+            .await
+            .expect("processor starts");
+        let addr = application.grpc_addr().expect("bound address");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+        RunningProcessor {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    pub async fn database(&self) -> DatabaseConnection {
+        db::connect(&self.database_url, 5)
+            .await
+            .expect("connect to the test database")
+    }
+
+    pub async fn redis(&self) -> Client {
+        let client = Client::new(
+            fred::prelude::Config::from_url(&redis_url()).expect("redis url"),
+            None,
+            None,
+            None,
+        );
+        client
+            .init()
+            .await
+            .expect("Redis must be reachable at TEST_REDIS_URL");
+        client
+    }
+
+    /// How many entries were ever added to this test's stream (XINFO STREAM entries-added).
+    pub async fn entries_ever_added(&self) -> i64 {
+        let redis = self.redis().await;
+        let exists: i64 = redis.exists(&self.stream_key).await.expect("EXISTS");
+        if exists == 0 {
+            return 0;
+        }
+        let info: std::collections::HashMap<String, fred::types::Value> = redis
+            .xinfo_stream(&self.stream_key, false, None)
+            .await
+            .expect("XINFO STREAM");
+        info.get("entries-added")
+            .and_then(|v| v.as_i64())
+            .expect("Redis 7 reports entries-added")
+    }
+}
+
+impl Setup {
+    /// Entries delivered to the group and not yet acknowledged (XPENDING's count).
+    pub async fn pending_count(&self, redis: &Client) -> u64 {
+        let summary: Vec<fred::types::Value> = redis
+            .xpending(&self.stream_key, &self.consumer_group, ())
+            .await
+            .expect("XPENDING");
+        summary
+            .first()
+            .and_then(fred::types::Value::as_u64)
+            .expect("XPENDING count")
+    }
+}
+
+pub struct RunningProcessor {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningProcessor {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn client(&self) -> TransactionServiceClient<Channel> {
+        TransactionServiceClient::connect(self.url())
+            .await
+            .expect("connect to the processor")
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect to the processor")
+    }
+
+    /// SIGTERM's path: stop, and wait for the graceful end.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task
+            .await
+            .expect("processor task does not panic")
+            .expect("processor stops cleanly");
+    }
+}
+
+pub fn request(id: &str, amount: &str) -> pb::IngestTransactionRequest {
+    pb::IngestTransactionRequest {
+        transaction_id: id.to_owned(),
+        source_account: "acc_user_789".to_owned(),
+        destination_account: "acc_merchant_456".to_owned(),
+        amount: amount.to_owned(),
+        currency: "INR".to_owned(),
+    }
+}
+
+pub fn unique_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Rows per status in the test's database.
+pub async fn count_by_status(db: &DatabaseConnection, status: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) AS n FROM transactions WHERE status = $1",
+            [status.into()],
+        ))
+        .await
+        .expect("count query")
+        .expect("one row");
+    row.try_get::<i64>("", "n").expect("count")
+}
+
+/// Polls until `check` holds or `limit` passes; returns whether it held.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

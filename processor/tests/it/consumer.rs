@@ -1,0 +1,141 @@
+//! The consumer group: delays run concurrently, redeliveries change nothing, and a
+//! restarted consumer finishes what it had read.
+
+use std::time::Duration;
+
+use fred::prelude::StreamsInterface;
+use payments_proto::v1::{
+    self as pb, GetTransactionRequest, transaction_service_client::TransactionServiceClient,
+};
+
+use crate::helpers::{Setup, count_by_status, eventually, request, unique_id};
+
+#[tokio::test]
+async fn one_thousand_transactions_wait_their_delay_concurrently() {
+    let setup = Setup::new("2s").await;
+    let processor = setup.start().await;
+    let channel = processor.channel().await;
+
+    let started = tokio::time::Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    for n in 0..1_000 {
+        let mut client = TransactionServiceClient::new(channel.clone());
+        let request = request(&format!("bulk_{n}_{}", unique_id("t")), "99.99");
+        calls.spawn(async move { client.ingest_transaction(request).await.map(|_| ()) });
+    }
+    while let Some(call) = calls.join_next().await {
+        call.expect("task").expect("ingest accepted");
+    }
+
+    let db = setup.database().await;
+    // One at a time this would take 2,000 s; concurrently it takes the delay plus overhead.
+    let all_done = eventually(Duration::from_secs(60), || async {
+        count_by_status(&db, "PROCESSED").await == 1_000
+    })
+    .await;
+    assert!(
+        all_done,
+        "only {} of 1000 processed",
+        count_by_status(&db, "PROCESSED").await
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    processor.stop().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_entry_changes_nothing() {
+    let setup = Setup::new("100ms").await;
+    let processor = setup.start().await;
+    let mut client = processor.client().await;
+    let id = unique_id("redeliver");
+    client
+        .ingest_transaction(request(&id, "5"))
+        .await
+        .expect("ingest");
+
+    let get = |mut client: TransactionServiceClient<_>, id: String| async move {
+        client
+            .get_transaction(GetTransactionRequest { transaction_id: id })
+            .await
+            .expect("get")
+            .into_inner()
+    };
+    let db = setup.database().await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            count_by_status(&db, "PROCESSED").await == 1
+        })
+        .await
+    );
+    let first = get(client.clone(), id.clone()).await;
+
+    // The same id delivered again, as after a crash between UPDATE and XACK.
+    let redis = setup.redis().await;
+    let _: String = redis
+        .xadd(
+            &setup.stream_key,
+            false,
+            None,
+            "*",
+            vec![("transaction_id", id.as_str())],
+        )
+        .await
+        .expect("XADD");
+    // Once acknowledged, the redelivered entry is gone from the group's pending list.
+    let acked = eventually(Duration::from_secs(10), || async {
+        let length: u64 = redis.xlen(&setup.stream_key).await.expect("XLEN");
+        setup.pending_count(&redis).await == 0 && length == 0
+    })
+    .await;
+    assert!(acked, "the redelivered entry was acknowledged and deleted");
+
+    let second = get(client, id).await;
+    assert_eq!(second.status(), pb::TransactionStatus::Processed);
+    assert_eq!(
+        second.processed_at, first.processed_at,
+        "processed once, not again"
+    );
+    assert_eq!(second.attempts, 1);
+    processor.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_consumer_finishes_its_own_pending_entries() {
+    let mut setup = Setup::new("1s").await;
+    setup.shutdown_grace = "0s";
+    let processor = setup.start().await;
+    let mut client = processor.client().await;
+    let ids: Vec<String> = (0..20).map(|_| unique_id("restart")).collect();
+    for id in &ids {
+        client
+            .ingest_transaction(request(id, "7"))
+            .await
+            .expect("ingest");
+    }
+    // Stop mid-delay with no grace: the entries were read but never acknowledged.
+    let redis = setup.redis().await;
+    let read_by_consumer = eventually(Duration::from_secs(10), || async {
+        setup.pending_count(&redis).await == 20
+    })
+    .await;
+    assert!(read_by_consumer);
+    processor.stop().await;
+    let db = setup.database().await;
+    assert_eq!(
+        count_by_status(&db, "PROCESSING").await,
+        20,
+        "nothing finished before the stop"
+    );
+
+    // Same consumer name, as a restarted container: it drains its own pending entries.
+    let restarted = setup.start().await;
+    let finished = eventually(Duration::from_secs(15), || async {
+        count_by_status(&db, "PROCESSED").await == 20
+    })
+    .await;
+    assert!(
+        finished,
+        "the restarted consumer processed what it had read"
+    );
+    restarted.stop().await;
+}

@@ -1,0 +1,91 @@
+//! Ingest guarantees: duplicates make one row, and a caller that hangs up loses nothing.
+
+use std::time::Duration;
+
+use payments_proto::v1::transaction_service_client::TransactionServiceClient;
+
+use crate::helpers::{Setup, count_by_status, eventually, request, unique_id};
+
+#[tokio::test]
+async fn concurrent_duplicates_make_one_row_and_one_publication() {
+    let setup = Setup::new("500ms").await;
+    let processor = setup.start().await;
+    let channel = processor.channel().await;
+    let id = unique_id("dup");
+
+    let calls = (0..50).map(|_| {
+        let mut client = TransactionServiceClient::new(channel.clone());
+        let request = request(&id, "1500");
+        tokio::spawn(async move { client.ingest_transaction(request).await })
+    });
+    let mut created = 0;
+    for call in calls {
+        let response = call
+            .await
+            .expect("task")
+            .expect("every duplicate is accepted");
+        created += usize::from(response.into_inner().created);
+    }
+    assert_eq!(created, 1, "exactly one call creates the transaction");
+    assert_eq!(setup.entries_ever_added().await, 1);
+
+    let db = setup.database().await;
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            count_by_status(&db, "PROCESSED").await == 1
+        })
+        .await
+    );
+    assert_eq!(count_by_status(&db, "PROCESSING").await, 0);
+    processor.stop().await;
+}
+
+#[tokio::test]
+async fn callers_that_hang_up_lose_no_committed_transaction() {
+    let setup = Setup::new("200ms").await;
+    let processor = setup.start().await;
+    let channel = processor.channel().await;
+
+    // Each caller gives up after a short, varied wait: some before the commit, some between
+    // the commit and the publish, some after.
+    let calls: Vec<_> = (0..200u64)
+        .map(|n| {
+            let mut client = TransactionServiceClient::new(channel.clone());
+            let request = request(&unique_id("hangup"), "10");
+            tokio::spawn(async move {
+                let patience = Duration::from_micros(500 + (n % 40) * 5_000);
+                tokio::time::timeout(patience, client.ingest_transaction(request))
+                    .await
+                    .is_ok_and(|answer| answer.is_ok())
+            })
+        })
+        .collect();
+    let mut answered = 0;
+    for call in calls {
+        answered += i64::from(call.await.expect("task"));
+    }
+
+    let db = setup.database().await;
+    // Whatever was committed must be published and processed: nothing stays PROCESSING.
+    let settled = eventually(Duration::from_secs(20), || async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        count_by_status(&db, "PROCESSING").await == 0
+    })
+    .await;
+    let processed = count_by_status(&db, "PROCESSED").await;
+    assert!(
+        settled,
+        "{} committed rows were never processed",
+        count_by_status(&db, "PROCESSING").await
+    );
+    assert!(
+        processed > answered,
+        "some callers must hang up after their row is committed ({processed} rows, {answered} answers)"
+    );
+    assert_eq!(
+        setup.entries_ever_added().await,
+        processed,
+        "one publication per committed row"
+    );
+    processor.stop().await;
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Passes the whole test suite: makes PostgreSQL and Redis reachable (as dev.sh does),
+# clears what earlier runs left, then runs every test of the workspace against them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+
+ensure_postgres
+ensure_redis
+
+cleanup() {
+  # Tests make databases named pwtest_* and stream keys named test:*.
+  psql "$POSTGRES_ADMIN_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'pwtest\_%'" |
+    while read -r name; do
+      [ -n "$name" ] && psql "$POSTGRES_ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null
+    done
+  redis-cli -u "$REDIS_URL" --scan --pattern 'test:*' | xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null
+}
+cleanup
+trap cleanup EXIT
+
+export TEST_ADMIN_DATABASE_URL=$POSTGRES_ADMIN_URL TEST_REDIS_URL=$REDIS_URL
+cargo test --workspace --locked "$@"
