@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use fred::{
     prelude::{Client, StreamsInterface},
-    types::streams::XReadResponse,
+    types::{Value, streams::XReadResponse},
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -18,7 +18,8 @@ const BLOCK_MILLIS: u64 = 1_000;
 /// Pause after a failed read, so a Redis outage is not a busy loop.
 const READ_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
-type Entries = Vec<(String, HashMap<String, String>)>;
+/// Stream entries: id and fields.
+pub type Entries = Vec<(String, HashMap<String, String>)>;
 
 pub struct Consumer {
     /// Dedicated to the blocking XREADGROUP, which holds its connection while it waits.
@@ -41,6 +42,35 @@ pub async fn ensure_group(client: &Client, names: &StreamNames) -> Result<(), fr
         Err(error) if !error.details().contains("BUSYGROUP") => Err(error),
         _ => Ok(()),
     }
+}
+
+/// One XREADGROUP of up to `count` entries after `cursor` (`>` for new entries, an id for
+/// this consumer's own pending ones), waiting up to `block_millis` when there are none.
+pub async fn read_entries(
+    reader: &Client,
+    names: &StreamNames,
+    cursor: &str,
+    count: usize,
+    block_millis: Option<u64>,
+) -> Result<Entries, fred::error::Error> {
+    let reply: Value = reader
+        .xreadgroup(
+            &names.group,
+            &names.consumer,
+            Some(count as u64),
+            block_millis,
+            false,
+            &names.key,
+            cursor,
+        )
+        .await?;
+    // A blocking read that times out answers nil, which is "nothing yet", not an error.
+    if reply.is_null() {
+        return Ok(Vec::new());
+    }
+    let mut response: XReadResponse<String, String, String, String> =
+        reply.into_xread_response()?;
+    Ok(response.remove(&names.key).unwrap_or_default())
 }
 
 impl Consumer {
@@ -134,19 +164,14 @@ impl Consumer {
         count: usize,
         block: bool,
     ) -> Result<Entries, fred::error::Error> {
-        let mut response: XReadResponse<String, String, String, String> = self
-            .reader
-            .xreadgroup_map(
-                &self.names.group,
-                &self.names.consumer,
-                Some(count as u64),
-                block.then_some(BLOCK_MILLIS),
-                false,
-                &self.names.key,
-                cursor,
-            )
-            .await?;
-        Ok(response.remove(&self.names.key).unwrap_or_default())
+        read_entries(
+            &self.reader,
+            &self.names,
+            cursor,
+            count,
+            block.then_some(BLOCK_MILLIS),
+        )
+        .await
     }
 
     async fn handle(

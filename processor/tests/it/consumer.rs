@@ -139,3 +139,34 @@ async fn a_restarted_consumer_finishes_its_own_pending_entries() {
     );
     restarted.stop().await;
 }
+
+#[tokio::test]
+async fn a_read_that_finds_nothing_is_empty_not_an_error() {
+    use processor::stream::{StreamNames, consumer};
+
+    let setup = Setup::new("1s").await;
+    let redis = setup.redis().await;
+    let names = StreamNames {
+        key: setup.stream_key.clone(),
+        group: setup.consumer_group.clone(),
+        consumer: setup.consumer_name.clone(),
+    };
+    consumer::ensure_group(&redis, &names)
+        .await
+        .expect("group created");
+    // Idempotent: a second replica creating the same group is fine.
+    consumer::ensure_group(&redis, &names)
+        .await
+        .expect("BUSYGROUP is success");
+
+    let blocking = consumer::read_entries(&redis, &names, ">", 10, Some(100)).await;
+    assert_eq!(
+        blocking.expect("a timed-out blocking read is not an error"),
+        vec![]
+    );
+    let own_pending = consumer::read_entries(&redis, &names, "0", 10, None).await;
+    assert_eq!(
+        own_pending.expect("reading no pending entries is not an error"),
+        vec![]
+    );
+}
