@@ -5,6 +5,16 @@ use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, bail};
 
+/// Every environment variable this binary reads (a unit test keeps the list exact; the
+/// deployment files are checked against it).
+pub const VARIABLES: &[&str] = &[
+    "HTTP_ADDR",
+    "PROCESSOR_URL",
+    "PROCESSOR_TIMEOUT",
+    "MAX_BODY_BYTES",
+    "LOG_FORMAT",
+];
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// `HTTP_ADDR`: where the REST API listens.
@@ -105,5 +115,20 @@ mod tests {
                 "{name}={value}: {error:?}"
             );
         }
+    }
+
+    #[test]
+    fn variables_lists_exactly_what_is_read() {
+        let read = std::cell::RefCell::new(Vec::new());
+        let _ = Config::from_lookup(|name| {
+            read.borrow_mut().push(name.to_owned());
+            None
+        });
+        let mut read = read.into_inner();
+        read.sort();
+        read.dedup();
+        let mut listed: Vec<String> = VARIABLES.iter().map(|v| (*v).to_owned()).collect();
+        listed.sort();
+        assert_eq!(read, listed);
     }
 }

@@ -6,6 +6,24 @@ use std::{net::SocketAddr, time::Duration};
 use anyhow::{Context, bail};
 
 /// Everything the processor needs to run, validated.
+/// Every environment variable this binary reads (a unit test keeps the list exact; the
+/// deployment files are checked against it).
+pub const VARIABLES: &[&str] = &[
+    "DATABASE_URL",
+    "DATABASE_MAX_CONNECTIONS",
+    "REDIS_URL",
+    "GRPC_ADDR",
+    "PROCESSING_DELAY",
+    "STREAM_KEY",
+    "CONSUMER_GROUP",
+    "CONSUMER_NAME",
+    "MAX_IN_FLIGHT",
+    "READ_BATCH_SIZE",
+    "SHUTDOWN_GRACE",
+    "RUN_MIGRATIONS",
+    "LOG_FORMAT",
+];
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// `DATABASE_URL`: PostgreSQL, the source of truth.
@@ -182,5 +200,20 @@ mod tests {
                 "{name}={value}: {error:?}"
             );
         }
+    }
+
+    #[test]
+    fn variables_lists_exactly_what_is_read() {
+        let read = std::cell::RefCell::new(Vec::new());
+        let _ = Config::from_lookup(|name| {
+            read.borrow_mut().push(name.to_owned());
+            None
+        });
+        let mut read = read.into_inner();
+        read.sort();
+        read.dedup();
+        let mut listed: Vec<String> = VARIABLES.iter().map(|v| (*v).to_owned()).collect();
+        listed.sort();
+        assert_eq!(read, listed);
     }
 }
