@@ -22,6 +22,15 @@ pub const VARIABLES: &[&str] = &[
     "SHUTDOWN_GRACE",
     "RUN_MIGRATIONS",
     "LOG_FORMAT",
+    "MAX_ATTEMPTS",
+    "RETRY_BASE_DELAY",
+    "RETRY_MAX_DELAY",
+    "LEASE_MARGIN",
+    "REPUBLISH_AFTER",
+    "RECONCILE_INTERVAL",
+    "DEAD_LETTER_STREAM_KEY",
+    "SIMULATED_FAILURE_RATE",
+    "SIMULATED_FAILURE_ID_PREFIX",
 ];
 
 #[derive(Clone, Debug)]
@@ -52,6 +61,26 @@ pub struct Config {
     pub run_migrations: bool,
     /// `LOG_FORMAT`: `text` or `json`.
     pub log_format: LogFormat,
+    /// `MAX_ATTEMPTS`: attempts of the external call before a transaction is FAILED.
+    pub max_attempts: u32,
+    /// `RETRY_BASE_DELAY`: backoff before the second attempt; doubles each time, jittered.
+    pub retry_base_delay: Duration,
+    /// `RETRY_MAX_DELAY`: the longest backoff between two attempts.
+    pub retry_max_delay: Duration,
+    /// `LEASE_MARGIN`: how much longer than the delay a consumer's claim on a transaction
+    /// lasts; past it, a consumer that died is presumed dead and others take over.
+    pub lease_margin: Duration,
+    /// `REPUBLISH_AFTER`: an unfinished, unclaimed transaction is published to the stream
+    /// again after this long (the outbox: nothing committed depends on one XADD).
+    pub republish_after: Duration,
+    /// `RECONCILE_INTERVAL`: how often the outbox looks for such transactions.
+    pub reconcile_interval: Duration,
+    /// `DEAD_LETTER_STREAM_KEY`: where FAILED transactions are reported.
+    pub dead_letter_stream_key: String,
+    /// `SIMULATED_FAILURE_RATE`: share (0 to 1) of simulated external calls that fail.
+    pub simulated_failure_rate: f64,
+    /// `SIMULATED_FAILURE_ID_PREFIX`: ids starting with it always fail (tests, demos).
+    pub simulated_failure_id_prefix: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +118,25 @@ impl Config {
             shutdown_grace: parse_duration("SHUTDOWN_GRACE", &get("SHUTDOWN_GRACE", "10s"))?,
             run_migrations: parse_bool("RUN_MIGRATIONS", &get("RUN_MIGRATIONS", "true"))?,
             log_format: parse_log_format(&get("LOG_FORMAT", "text"))?,
+            max_attempts: parse_number("MAX_ATTEMPTS", &get("MAX_ATTEMPTS", "5"))?,
+            retry_base_delay: parse_duration("RETRY_BASE_DELAY", &get("RETRY_BASE_DELAY", "1s"))?,
+            retry_max_delay: parse_duration("RETRY_MAX_DELAY", &get("RETRY_MAX_DELAY", "60s"))?,
+            lease_margin: parse_duration("LEASE_MARGIN", &get("LEASE_MARGIN", "15s"))?,
+            republish_after: parse_duration("REPUBLISH_AFTER", &get("REPUBLISH_AFTER", "30s"))?,
+            reconcile_interval: parse_duration(
+                "RECONCILE_INTERVAL",
+                &get("RECONCILE_INTERVAL", "5s"),
+            )?,
+            dead_letter_stream_key: match lookup("DEAD_LETTER_STREAM_KEY") {
+                Some(key) => non_empty("DEAD_LETTER_STREAM_KEY", key)?,
+                None => format!("{}:dead-letter", get("STREAM_KEY", "transactions")),
+            },
+            simulated_failure_rate: parse_rate(
+                "SIMULATED_FAILURE_RATE",
+                &get("SIMULATED_FAILURE_RATE", "0"),
+            )?,
+            simulated_failure_id_prefix: lookup("SIMULATED_FAILURE_ID_PREFIX")
+                .filter(|p| !p.is_empty()),
         })
     }
 }
@@ -124,6 +172,13 @@ where
     match value.parse::<T>() {
         Ok(number) if number >= T::from(1) => Ok(number),
         _ => bail!("{name}={value:?} must be a whole number of at least 1"),
+    }
+}
+
+fn parse_rate(name: &str, value: &str) -> anyhow::Result<f64> {
+    match value.parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => bail!("{name}={value:?} must be a number from 0 to 1"),
     }
 }
 
@@ -191,6 +246,9 @@ mod tests {
             ("MAX_IN_FLIGHT", "0"),
             ("LOG_FORMAT", "xml"),
             ("STREAM_KEY", " "),
+            ("SIMULATED_FAILURE_RATE", "1.5"),
+            ("MAX_ATTEMPTS", "0"),
+            ("LEASE_MARGIN", "a while"),
         ] {
             let error = config_with(&[(name, value)])
                 .err()

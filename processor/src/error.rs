@@ -19,6 +19,11 @@ pub enum Error {
         transaction_id: String,
         fields: Vec<&'static str>,
     },
+    #[error("transaction {transaction_id} is {status}: only a FAILED transaction can be retried")]
+    NotRetryable {
+        transaction_id: String,
+        status: String,
+    },
     #[error("database: {0}")]
     Database(#[from] DbErr),
     #[error("redis: {0}")]
@@ -73,6 +78,9 @@ impl From<Error> for Status {
                 )
             }
             Error::NotFound(id) => Status::not_found(format!("transaction {id} not found")),
+            not_retryable @ Error::NotRetryable { .. } => {
+                Status::failed_precondition(not_retryable.to_string())
+            }
             conflict @ Error::Conflict { .. } => {
                 let mut details = ErrorDetails::new();
                 if let Error::Conflict { fields, .. } = &conflict {

@@ -1,5 +1,7 @@
 //! Storing a webhook's transaction once and scheduling its processing.
 
+use std::time::Duration;
+
 use sea_orm::DatabaseConnection;
 
 use crate::{
@@ -17,51 +19,92 @@ pub struct Ingested {
     pub transaction: StoredTransaction,
 }
 
-/// The commit-and-publish, run as its own task so that it completes even when the caller
-/// hangs up or its deadline passes (a dropped handler future would otherwise leave a
-/// committed row that never reaches the stream).
-pub async fn ingest_detached(
-    db: DatabaseConnection,
-    publisher: Publisher,
-    transaction: NewTransaction,
-) -> Result<Ingested> {
-    tokio::spawn(async move { ingest(&db, &publisher, &transaction).await })
-        .await
-        .map_err(|error| Error::Internal(format!("ingest task ended abnormally: {error}")))?
+/// Longest an answer waits for the XADD after the commit. A slow or absent Redis must not
+/// turn a committed transaction into an error: the publish goes on in the background,
+/// and if it fails the outbox publishes the row later.
+const PUBLISH_WAIT: Duration = Duration::from_millis(100);
+
+/// Stores transactions and schedules their processing.
+#[derive(Clone)]
+pub struct Ingestor {
+    pub db: DatabaseConnection,
+    pub publisher: Publisher,
+    /// When the outbox publishes a row again if nobody claimed it.
+    pub republish_after: Duration,
 }
 
-async fn ingest(
-    db: &DatabaseConnection,
-    publisher: &Publisher,
-    transaction: &NewTransaction,
-) -> Result<Ingested> {
-    if let Some(stored) = repository::insert_if_absent(db, transaction).await? {
-        // Published only when the row is new: a duplicate makes no second processing.
-        if let Err(error) = publisher.publish(&stored.transaction_id).await {
-            // The row is committed and stays the source of truth; the caller is told it was
-            // accepted because it was.
-            tracing::error!(transaction_id = %stored.transaction_id, %error, "committed but not published to the stream");
-        }
-        return Ok(Ingested {
-            created: true,
-            transaction: stored,
-        });
+impl Ingestor {
+    /// The commit-and-publish, run as its own task so that it completes even when the
+    /// caller hangs up or its deadline passes (a dropped handler future would otherwise
+    /// leave a committed row that never reaches the stream).
+    pub async fn ingest(&self, transaction: NewTransaction) -> Result<Ingested> {
+        let ingestor = self.clone();
+        tokio::spawn(async move { ingestor.ingest_to_completion(&transaction).await })
+            .await
+            .map_err(|error| Error::Internal(format!("ingest task ended abnormally: {error}")))?
     }
-    let id = transaction.transaction_id.as_str();
-    let stored = repository::find(db, id).await?.ok_or_else(|| {
-        Error::Internal(format!("transaction {id} conflicted but cannot be read"))
-    })?;
-    let fields = differences(transaction, &stored);
-    if fields.is_empty() {
-        Ok(Ingested {
-            created: false,
-            transaction: stored,
-        })
-    } else {
-        Err(Error::Conflict {
-            transaction_id: id.to_owned(),
-            fields,
-        })
+
+    /// FAILED → PROCESSING again, and published. Only a FAILED transaction may be re-driven.
+    pub async fn redrive(&self, transaction_id: &str) -> Result<StoredTransaction> {
+        if !repository::redrive_failed(&self.db, transaction_id, self.republish_after).await? {
+            return Err(match repository::find(&self.db, transaction_id).await? {
+                None => Error::NotFound(transaction_id.to_owned()),
+                Some(stored) => Error::NotRetryable {
+                    transaction_id: transaction_id.to_owned(),
+                    status: stored.status,
+                },
+            });
+        }
+        self.publish_soon(transaction_id.to_owned()).await;
+        repository::find(&self.db, transaction_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(transaction_id.to_owned()))
+    }
+
+    async fn ingest_to_completion(&self, transaction: &NewTransaction) -> Result<Ingested> {
+        let db = &self.db;
+        if let Some(stored) =
+            repository::insert_if_absent(db, transaction, self.republish_after).await?
+        {
+            // Published only when the row is new: a duplicate makes no second processing.
+            self.publish_soon(stored.transaction_id.clone()).await;
+            return Ok(Ingested {
+                created: true,
+                transaction: stored,
+            });
+        }
+        self.existing(transaction).await
+    }
+
+    /// Publishes in a task of its own, waiting at most `PUBLISH_WAIT` for it.
+    async fn publish_soon(&self, transaction_id: String) {
+        let publisher = self.publisher.clone();
+        let publish = tokio::spawn(async move {
+            if let Err(error) = publisher.publish(&transaction_id).await {
+                // Committed, so accepted: the outbox publishes it later.
+                tracing::warn!(%transaction_id, %error, "committed but not yet published; the outbox will publish it");
+            }
+        });
+        let _ = tokio::time::timeout(PUBLISH_WAIT, publish).await;
+    }
+
+    async fn existing(&self, transaction: &NewTransaction) -> Result<Ingested> {
+        let id = transaction.transaction_id.as_str();
+        let stored = repository::find(&self.db, id).await?.ok_or_else(|| {
+            Error::Internal(format!("transaction {id} conflicted but cannot be read"))
+        })?;
+        let fields = differences(transaction, &stored);
+        if fields.is_empty() {
+            Ok(Ingested {
+                created: false,
+                transaction: stored,
+            })
+        } else {
+            Err(Error::Conflict {
+                transaction_id: id.to_owned(),
+                fields,
+            })
+        }
     }
 }
 

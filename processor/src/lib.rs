@@ -5,8 +5,10 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod external;
 pub mod grpc;
 pub mod ingest;
+pub mod outbox;
 pub mod shutdown;
 pub mod stream;
 pub mod telemetry;
@@ -14,7 +16,7 @@ pub mod telemetry;
 pub mod testing;
 pub mod worker;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
@@ -23,7 +25,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+use external::ExternalCall;
+use ingest::Ingestor;
+use outbox::Outbox;
 use stream::{StreamNames, consumer::Consumer, publisher::Publisher};
+use worker::{RetryPolicy, Worker};
 
 /// Longest a non-blocking Redis command may take before it counts as failed.
 const REDIS_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -35,6 +41,9 @@ pub struct Application {
     listener: TcpListener,
     service: grpc::transaction_service::TransactionServiceImpl,
     consumer: Consumer,
+    outbox: Outbox,
+    /// The group had to be created: the stream is new or Redis lost it.
+    stream_was_lost: bool,
 }
 
 /// Connects to PostgreSQL and Redis, applies migrations, and binds `config.grpc_addr`.
@@ -68,23 +77,54 @@ pub async fn build_with_listener(
         group: config.consumer_group.clone(),
         consumer: config.consumer_name.clone(),
     };
-    stream::consumer::ensure_group(&redis, &names)
+    let stream_was_lost = stream::consumer::ensure_group(&redis, &names)
         .await
         .context("cannot create the consumer group")?;
     let publisher = Publisher::new(redis.clone(), config.stream_key.clone());
+    let stream_lost = Arc::new(tokio::sync::Notify::new());
+    let external = ExternalCall {
+        delay: config.processing_delay,
+        failure_rate: config.simulated_failure_rate,
+        failing_id_prefix: config.simulated_failure_id_prefix.clone(),
+    };
+    let retry = RetryPolicy {
+        max_attempts: config.max_attempts,
+        base_delay: config.retry_base_delay,
+        max_delay: config.retry_max_delay,
+        lease_margin: config.lease_margin,
+    };
     let consumer = Consumer {
         reader,
         acker: redis,
         names,
+        dead_letter_key: config.dead_letter_stream_key.clone(),
         batch_size: config.read_batch_size,
         max_in_flight: config.max_in_flight,
         shutdown_grace: config.shutdown_grace,
-        worker: worker::Worker::new(db.clone(), config.processing_delay),
+        // An entry idle past a whole lease belongs to a consumer that stopped working on it.
+        claim_min_idle: config.processing_delay + config.lease_margin,
+        claim_interval: config.reconcile_interval,
+        worker: Worker::new(db.clone(), external, retry, config.consumer_name.clone()),
+        stream_lost: stream_lost.clone(),
+    };
+    let outbox = Outbox {
+        db: db.clone(),
+        publisher: publisher.clone(),
+        republish_after: config.republish_after,
+        interval: config.reconcile_interval,
+        stream_lost,
+    };
+    let ingestor = Ingestor {
+        db,
+        publisher,
+        republish_after: config.republish_after,
     };
     Ok(Application {
         listener,
-        service: grpc::transaction_service::TransactionServiceImpl::new(db, publisher),
+        service: grpc::transaction_service::TransactionServiceImpl::new(ingestor),
         consumer,
+        outbox,
+        stream_was_lost,
     })
 }
 
@@ -109,10 +149,12 @@ impl Application {
     /// Serves gRPC and runs the consumer until `shutdown` is cancelled.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let consumer = tokio::spawn(self.consumer.run(shutdown.clone()));
+        let outbox = tokio::spawn(self.outbox.run(shutdown.clone(), self.stream_was_lost));
         let served = grpc::serve(self.listener, self.service, shutdown.clone()).await;
         // Whatever ended first, stop the other too.
         shutdown.cancel();
         let consumed = consumer.await.context("consumer task panicked")?;
+        outbox.await.context("outbox task panicked")?;
         served?;
         consumed.context("consumer failed")?;
         Ok(())

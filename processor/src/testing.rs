@@ -53,6 +53,8 @@ pub struct Setup {
     pub delay: &'static str,
     pub max_in_flight: &'static str,
     pub shutdown_grace: &'static str,
+    /// Further settings, taking precedence over the ones above.
+    pub overrides: Vec<(&'static str, String)>,
 }
 
 impl Setup {
@@ -66,11 +68,13 @@ impl Setup {
             delay,
             max_in_flight: "10000",
             shutdown_grace: "5s",
+            overrides: Vec::new(),
         }
     }
 
-    pub fn config(&self) -> Config {
-        let pairs = [
+    /// Every setting of this test's processor, as environment variables.
+    pub fn environment(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = vec![
             ("DATABASE_URL", self.database_url.clone()),
             ("REDIS_URL", redis_url()),
             ("GRPC_ADDR", "127.0.0.1:0".to_owned()),
@@ -82,6 +86,15 @@ impl Setup {
             ("SHUTDOWN_GRACE", self.shutdown_grace.to_owned()),
             ("DATABASE_MAX_CONNECTIONS", "10".to_owned()),
         ];
+        for (name, value) in &self.overrides {
+            pairs.retain(|(existing, _)| existing != name);
+            pairs.push((name, value.clone()));
+        }
+        pairs
+    }
+
+    pub fn config(&self) -> Config {
+        let pairs = self.environment();
         Config::from_lookup(|name| {
             pairs
                 .iter()
@@ -89,6 +102,13 @@ impl Setup {
                 .map(|(_, v)| v.clone())
         })
         .expect("valid test configuration")
+    }
+
+    /// Sets (or replaces) one setting.
+    pub fn set(&mut self, name: &'static str, value: impl Into<String>) -> &mut Self {
+        self.overrides.retain(|(existing, _)| *existing != name);
+        self.overrides.push((name, value.into()));
+        self
     }
 
     /// Starts the real processor on an ephemeral port.
@@ -237,4 +257,66 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Rows in the test's database, whatever their status.
+pub async fn count_rows(db: &DatabaseConnection) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) AS n FROM transactions",
+        ))
+        .await
+        .expect("count query")
+        .expect("one row");
+    row.try_get::<i64>("", "n").expect("count")
+}
+
+/// SPEC's guarantee, checked once everything has settled: every accepted id is stored and
+/// finished (PROCESSED or FAILED), each PROCESSED one has exactly one successful attempt,
+/// and no other row appeared.
+pub async fn assert_each_accepted_finished_exactly_once(
+    db: &DatabaseConnection,
+    accepted: &[String],
+) {
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT t.transaction_id, t.status,
+                    (SELECT count(*) FROM processing_attempts a
+                      WHERE a.transaction_id = t.transaction_id AND a.outcome = 'SUCCEEDED') AS successes
+               FROM transactions t",
+        ))
+        .await
+        .expect("invariant query");
+    let mut stored = std::collections::HashMap::new();
+    for row in &rows {
+        let id: String = row.try_get("", "transaction_id").expect("id");
+        let status: String = row.try_get("", "status").expect("status");
+        let successes: i64 = row.try_get("", "successes").expect("successes");
+        stored.insert(id, (status, successes));
+    }
+    for id in accepted {
+        let Some((status, successes)) = stored.get(id) else {
+            panic!("accepted transaction {id} is not in PostgreSQL");
+        };
+        match status.as_str() {
+            "PROCESSED" => assert_eq!(*successes, 1, "{id} succeeded {successes} times"),
+            "FAILED" => assert_eq!(*successes, 0, "{id} is FAILED but has a success"),
+            other => panic!("{id} is still {other}"),
+        }
+    }
+    assert_eq!(
+        stored.len(),
+        accepted.len(),
+        "rows appeared that were never accepted"
+    );
+}
+
+/// Polls until no row is PROCESSING, up to `limit`; returns whether that happened.
+pub async fn settle(db: &DatabaseConnection, limit: Duration) -> bool {
+    eventually(limit, || async {
+        count_by_status(db, "PROCESSING").await == 0
+    })
+    .await
 }

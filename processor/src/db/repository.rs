@@ -1,22 +1,31 @@
 //! The queries, as plain async functions over any connection (pool or transaction).
+//!
+//! A transaction's processing is guarded by a lease on its row: a consumer claims it
+//! (`claim`) before the external call and may finish it only while it holds the lease,
+//! so two consumers never work on one transaction at once, and a dead consumer's claim
+//! simply expires. Every finished attempt is recorded in `processing_attempts`.
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, TryInsertResult,
-    sea_query::{Expr, ExprTrait},
+    ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement, TryInsertResult, Value,
 };
 
 use super::entity::{self, Column, Entity as Transactions};
-use crate::domain::{NewTransaction, Status};
+use crate::domain::NewTransaction;
 
 pub use entity::Model as StoredTransaction;
 
 /// Inserts the transaction unless its id exists; `None` means it already existed.
 /// One statement (`INSERT … ON CONFLICT DO NOTHING RETURNING`), so concurrent duplicates
-/// make exactly one row.
+/// make exactly one row. `republish_after` is when the outbox publishes it again if no
+/// consumer has claimed it by then.
 pub async fn insert_if_absent(
     db: &impl ConnectionTrait,
     transaction: &NewTransaction,
+    republish_after: Duration,
 ) -> Result<Option<StoredTransaction>, DbErr> {
     let row = entity::ActiveModel {
         transaction_id: Set(transaction.transaction_id.to_string()),
@@ -24,12 +33,15 @@ pub async fn insert_if_absent(
         destination_account: Set(transaction.destination_account.to_string()),
         amount: Set(transaction.amount.value()),
         currency: Set(transaction.currency.code().to_owned()),
+        republish_at: Set(Utc::now() + chrono_duration(republish_after)),
         status: NotSet,
         attempts: NotSet,
         last_error: NotSet,
         created_at: NotSet,
         updated_at: NotSet,
         processed_at: NotSet,
+        lease_owner: NotSet,
+        lease_expires_at: NotSet,
     };
     let result = Transactions::insert(row)
         .on_conflict_do_nothing_on([Column::TransactionId])
@@ -52,20 +64,179 @@ pub async fn find(
         .await
 }
 
-/// Moves a transaction from PROCESSING to PROCESSED. Returns false when it was not
-/// PROCESSING (a redelivered entry): the update is conditional, so it happens once.
-pub async fn mark_processed(
+/// Claims a PROCESSING transaction for `owner` for `lease`, counting one more attempt.
+/// Succeeds when nobody holds a live lease (or `owner` itself does, as after a restart
+/// under the same consumer name); returns the attempt number.
+pub async fn claim(
     db: &impl ConnectionTrait,
     transaction_id: &str,
-) -> Result<bool, DbErr> {
-    let result = Transactions::update_many()
-        .col_expr(Column::Status, Expr::value(Status::Processed.as_str()))
-        .col_expr(Column::ProcessedAt, Expr::current_timestamp())
-        .col_expr(Column::UpdatedAt, Expr::current_timestamp())
-        .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
-        .filter(Column::TransactionId.eq(transaction_id))
-        .filter(Column::Status.eq(Status::Processing.as_str()))
-        .exec(db)
+    owner: &str,
+    lease: Duration,
+) -> Result<Option<u32>, DbErr> {
+    let row = db
+        .query_one_raw(statement(
+            "UPDATE transactions
+                SET attempts = attempts + 1, lease_owner = $2,
+                    lease_expires_at = now() + $3 * interval '1 millisecond', updated_at = now()
+              WHERE transaction_id = $1 AND status = 'PROCESSING'
+                AND (lease_expires_at IS NULL OR lease_expires_at < now() OR lease_owner = $2)
+          RETURNING attempts",
+            [transaction_id.into(), owner.into(), millis(lease)],
+        ))
         .await?;
-    Ok(result.rows_affected == 1)
+    row.map(|row| row.try_get::<i32>("", "attempts"))
+        .transpose()
+        .map(|attempts| attempts.map(|n| u32::try_from(n).unwrap_or_default()))
+}
+
+/// One attempt's result, as recorded.
+pub struct AttemptRecord<'a> {
+    pub transaction_id: &'a str,
+    pub owner: &'a str,
+    pub attempt: u32,
+    pub started_at: DateTime<Utc>,
+}
+
+/// PROCESSING → PROCESSED, if `owner` still holds the lease; records the attempt.
+/// Returns false when the lease was lost (another consumer took over).
+pub async fn record_success(
+    db: &impl ConnectionTrait,
+    record: &AttemptRecord<'_>,
+) -> Result<bool, DbErr> {
+    let rows = db
+        .query_all_raw(statement(
+            "WITH done AS (
+                 UPDATE transactions
+                    SET status = 'PROCESSED', processed_at = now(), updated_at = now(),
+                        lease_owner = NULL, lease_expires_at = NULL
+                  WHERE transaction_id = $1 AND status = 'PROCESSING' AND lease_owner = $2
+              RETURNING transaction_id)
+             INSERT INTO processing_attempts (transaction_id, attempt, consumer, started_at, outcome)
+             SELECT transaction_id, $3, $2, $4, 'SUCCEEDED' FROM done
+             RETURNING id",
+            [
+                record.transaction_id.into(),
+                record.owner.into(),
+                i64::from(record.attempt).into(),
+                record.started_at.into(),
+            ],
+        ))
+        .await?;
+    Ok(rows.len() == 1)
+}
+
+/// Records a failed attempt. When `last` is true the transaction becomes FAILED;
+/// otherwise the lease is extended by `retry_lease` to cover the backoff and the next
+/// attempt. Returns false when the lease was lost.
+pub async fn record_failure(
+    db: &impl ConnectionTrait,
+    record: &AttemptRecord<'_>,
+    error: &str,
+    last: bool,
+    retry_lease: Duration,
+) -> Result<bool, DbErr> {
+    let rows = db
+        .query_all_raw(statement(
+            "WITH changed AS (
+                 UPDATE transactions
+                    SET last_error = $5, updated_at = now(),
+                        status = CASE WHEN $6 THEN 'FAILED' ELSE status END,
+                        processed_at = CASE WHEN $6 THEN now() ELSE processed_at END,
+                        lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END,
+                        lease_expires_at = CASE WHEN $6 THEN NULL
+                                           ELSE now() + $7 * interval '1 millisecond' END
+                  WHERE transaction_id = $1 AND status = 'PROCESSING' AND lease_owner = $2
+              RETURNING transaction_id)
+             INSERT INTO processing_attempts (transaction_id, attempt, consumer, started_at, outcome, error)
+             SELECT transaction_id, $3, $2, $4, 'FAILED', $5 FROM changed
+             RETURNING id",
+            [
+                record.transaction_id.into(),
+                record.owner.into(),
+                i64::from(record.attempt).into(),
+                record.started_at.into(),
+                error.into(),
+                last.into(),
+                millis(retry_lease),
+            ],
+        ))
+        .await?;
+    Ok(rows.len() == 1)
+}
+
+/// Gives up `owner`'s leases (a consumer shutting down), so others may take over now
+/// rather than when the leases expire.
+pub async fn release_leases(db: &impl ConnectionTrait, owner: &str) -> Result<u64, DbErr> {
+    let result = db
+        .execute_raw(statement(
+            "UPDATE transactions SET lease_owner = NULL, lease_expires_at = NULL
+              WHERE lease_owner = $1 AND status = 'PROCESSING'",
+            [owner.into()],
+        ))
+        .await?;
+    Ok(result.rows_affected())
+}
+
+/// Takes up to `limit` unfinished transactions that nobody holds and whose `republish_at`
+/// is before `cutoff`, and moves their `republish_at` to `republish_after` from now.
+/// `SKIP LOCKED`: replicas reconciling at once take different rows.
+pub async fn take_due_for_publication(
+    db: &impl ConnectionTrait,
+    cutoff: DateTime<Utc>,
+    republish_after: Duration,
+    limit: u64,
+) -> Result<Vec<String>, DbErr> {
+    let rows = db
+        .query_all_raw(statement(
+            "UPDATE transactions
+                SET republish_at = now() + $2 * interval '1 millisecond'
+              WHERE transaction_id IN (
+                    SELECT transaction_id FROM transactions
+                     WHERE status = 'PROCESSING' AND republish_at < $1
+                       AND (lease_expires_at IS NULL OR lease_expires_at < now())
+                     ORDER BY republish_at
+                     LIMIT $3
+                       FOR UPDATE SKIP LOCKED)
+          RETURNING transaction_id",
+            [
+                cutoff.into(),
+                millis(republish_after),
+                i64::try_from(limit).unwrap_or(i64::MAX).into(),
+            ],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| row.try_get::<String>("", "transaction_id"))
+        .collect()
+}
+
+/// FAILED → PROCESSING again, attempts starting over. `None` if it is not FAILED.
+pub async fn redrive_failed(
+    db: &impl ConnectionTrait,
+    transaction_id: &str,
+    republish_after: Duration,
+) -> Result<bool, DbErr> {
+    let result = db
+        .execute_raw(statement(
+            "UPDATE transactions
+                SET status = 'PROCESSING', processed_at = NULL, attempts = 0,
+                    lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
+                    republish_at = now() + $2 * interval '1 millisecond'
+              WHERE transaction_id = $1 AND status = 'FAILED'",
+            [transaction_id.into(), millis(republish_after)],
+        ))
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+fn statement<const N: usize>(sql: &str, values: [Value; N]) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+fn millis(duration: Duration) -> Value {
+    (duration.as_secs_f64() * 1_000.0).into()
+}
+
+fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }

@@ -1,23 +1,19 @@
 //! `payments.v1.TransactionService`: transport only; the work is in `ingest` and `db`.
 
 use payments_proto::v1::{self as pb, transaction_service_server::TransactionService};
-use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
 use super::conversions::lookup_id;
-use crate::{
-    db::repository, domain::NewTransaction, error::Error, ingest, stream::publisher::Publisher,
-};
+use crate::{db::repository, domain::NewTransaction, error::Error, ingest::Ingestor};
 
 #[derive(Clone)]
 pub struct TransactionServiceImpl {
-    db: DatabaseConnection,
-    publisher: Publisher,
+    ingestor: Ingestor,
 }
 
 impl TransactionServiceImpl {
-    pub fn new(db: DatabaseConnection, publisher: Publisher) -> Self {
-        Self { db, publisher }
+    pub fn new(ingestor: Ingestor) -> Self {
+        Self { ingestor }
     }
 }
 
@@ -28,8 +24,7 @@ impl TransactionService for TransactionServiceImpl {
         request: Request<pb::IngestTransactionRequest>,
     ) -> Result<Response<pb::IngestTransactionResponse>, Status> {
         let transaction = NewTransaction::try_from(request.get_ref())?;
-        let ingested =
-            ingest::ingest_detached(self.db.clone(), self.publisher.clone(), transaction).await?;
+        let ingested = self.ingestor.ingest(transaction).await?;
         if ingested.created {
             tracing::info!(transaction_id = %ingested.transaction.transaction_id, "transaction stored");
         }
@@ -44,10 +39,20 @@ impl TransactionService for TransactionServiceImpl {
         request: Request<pb::GetTransactionRequest>,
     ) -> Result<Response<pb::Transaction>, Status> {
         let id = lookup_id(&request.get_ref().transaction_id)?;
-        let stored = repository::find(&self.db, &id)
+        let stored = repository::find(&self.ingestor.db, &id)
             .await
             .map_err(Error::from)?
             .ok_or(Error::NotFound(id))?;
+        Ok(Response::new(stored.into()))
+    }
+
+    async fn retry_transaction(
+        &self,
+        request: Request<pb::RetryTransactionRequest>,
+    ) -> Result<Response<pb::Transaction>, Status> {
+        let id = lookup_id(&request.get_ref().transaction_id)?;
+        let stored = self.ingestor.redrive(&id).await?;
+        tracing::info!(transaction_id = %id, "FAILED transaction re-driven");
         Ok(Response::new(stored.into()))
     }
 }

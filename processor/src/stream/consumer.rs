@@ -1,17 +1,24 @@
 //! Reads the work stream through the consumer group and hands each entry to the worker,
 //! many at once (see the design note in `stream/mod.rs`).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use fred::{
     prelude::{Client, StreamsInterface},
     types::{Value, streams::XReadResponse},
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::{
+    sync::{Notify, OwnedSemaphorePermit, Semaphore},
+    time::Instant,
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{StreamNames, TRANSACTION_ID_FIELD};
-use crate::worker::Worker;
+use crate::worker::{Outcome, Worker};
 
 /// How long one XREADGROUP waits for new entries before the loop looks around again.
 const BLOCK_MILLIS: u64 = 1_000;
@@ -24,23 +31,37 @@ pub type Entries = Vec<(String, HashMap<String, String>)>;
 pub struct Consumer {
     /// Dedicated to the blocking XREADGROUP, which holds its connection while it waits.
     pub reader: Client,
-    /// Shared with the rest of the processor for XACK and XDEL.
+    /// Shared with the rest of the processor for XACK, XDEL, XAUTOCLAIM and dead letters.
     pub acker: Client,
     pub names: StreamNames,
+    /// Where a transaction that ended FAILED is reported.
+    pub dead_letter_key: String,
     pub batch_size: usize,
     pub max_in_flight: usize,
     pub shutdown_grace: Duration,
+    /// Entries pending this long belong to a consumer presumed dead: they are claimed.
+    pub claim_min_idle: Duration,
+    /// How often to look for such entries.
+    pub claim_interval: Duration,
     pub worker: Worker,
+    /// Signalled when the group had vanished (Redis lost its data): the outbox then
+    /// publishes every unfinished transaction again.
+    pub stream_lost: Arc<Notify>,
 }
 
 /// Creates the group (and the stream) unless it exists. Safe to call from every replica.
-pub async fn ensure_group(client: &Client, names: &StreamNames) -> Result<(), fred::error::Error> {
+/// Returns true when it had to create it: the stream was new or had been lost.
+pub async fn ensure_group(
+    client: &Client,
+    names: &StreamNames,
+) -> Result<bool, fred::error::Error> {
     match client
         .xgroup_create::<(), _, _, _>(&names.key, &names.group, "0", true)
         .await
     {
-        Err(error) if !error.details().contains("BUSYGROUP") => Err(error),
-        _ => Ok(()),
+        Ok(()) => Ok(true),
+        Err(error) if error.details().contains("BUSYGROUP") => Ok(false),
+        Err(error) => Err(error),
     }
 }
 
@@ -73,20 +94,77 @@ pub async fn read_entries(
     Ok(response.remove(&names.key).unwrap_or_default())
 }
 
+/// Takes over entries pending longer than `min_idle` (their consumer is presumed dead),
+/// up to `count`, with XAUTOCLAIM.
+pub async fn claim_stale_entries(
+    client: &Client,
+    names: &StreamNames,
+    min_idle: Duration,
+    count: usize,
+) -> Result<Entries, fred::error::Error> {
+    let min_idle_millis = u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX);
+    let (_cursor, entries): (String, Entries) = client
+        .xautoclaim_values(
+            &names.key,
+            &names.group,
+            &names.consumer,
+            min_idle_millis,
+            "0-0",
+            Some(count as u64),
+            false,
+        )
+        .await?;
+    Ok(entries)
+}
+
+/// What the running loop shares with the tasks it spawns.
+struct Shared {
+    consumer: Consumer,
+    /// Transaction ids being handled in this process, so a second delivery of one (a
+    /// duplicate entry, or an entry of ours claimed back) does not start a second run.
+    handling: Mutex<HashSet<String>>,
+}
+
 impl Consumer {
     /// Reads and processes until `shutdown`, then gives in-flight work `shutdown_grace` to
     /// finish; whatever is unfinished stays pending in the group for redelivery.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), fred::error::Error> {
         ensure_group(&self.acker, &self.names).await?;
-        let consumer = Arc::new(self);
+        let shared = Arc::new(Shared {
+            consumer: self,
+            handling: Mutex::new(HashSet::new()),
+        });
+        let consumer = &shared.consumer;
         let in_flight = Arc::new(Semaphore::new(consumer.max_in_flight));
         let tasks = TaskTracker::new();
         let abandon = CancellationToken::new();
         // Own pending entries first (read before a restart, never acknowledged), then new.
         let mut cursor = String::from("0");
+        let mut last_claim = Instant::now();
         tracing::info!(consumer = %consumer.names.consumer, stream = %consumer.names.key, "consumer started");
 
         loop {
+            if last_claim.elapsed() >= consumer.claim_interval {
+                last_claim = Instant::now();
+                match claim_stale_entries(
+                    &consumer.acker,
+                    &consumer.names,
+                    consumer.claim_min_idle,
+                    consumer.batch_size,
+                )
+                .await
+                {
+                    Ok(entries) if !entries.is_empty() => {
+                        tracing::info!(
+                            count = entries.len(),
+                            "claimed entries idle past the lease"
+                        );
+                        dispatch(&shared, entries, None, &in_flight, &tasks, &abandon).await;
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "claiming idle entries failed"),
+                }
+            }
             // Reaching the in-flight bound slows reading; it never drops work.
             let first_slot = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -97,15 +175,16 @@ impl Consumer {
             };
             let count = consumer.batch_size.min(in_flight.available_permits() + 1);
             let reading_own_pending = cursor != ">";
+            let block = (!reading_own_pending).then_some(BLOCK_MILLIS);
             let read = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                read = consumer.read(&cursor, count, !reading_own_pending) => read,
+                read = read_entries(&consumer.reader, &consumer.names, &cursor, count, block) => read,
             };
             let entries = match read {
                 Ok(entries) => entries,
                 Err(error) => {
-                    tracing::warn!(%error, "reading the stream failed; retrying");
                     drop(first_slot);
+                    consumer.recover_from_read_error(&error).await;
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         () = tokio::time::sleep(READ_RETRY_PAUSE) => continue,
@@ -118,25 +197,15 @@ impl Consumer {
                     None => cursor = String::from(">"),
                 }
             }
-            let mut first_slot = Some(first_slot);
-            for (entry_id, fields) in entries {
-                let slot = match first_slot.take() {
-                    Some(slot) => slot,
-                    None => match in_flight.clone().acquire_owned().await {
-                        Ok(slot) => slot,
-                        Err(_) => break,
-                    },
-                };
-                let consumer = consumer.clone();
-                let abandon = abandon.clone();
-                tasks.spawn(async move {
-                    tokio::select! {
-                        // Past the grace period: leave the entry pending for redelivery.
-                        _ = abandon.cancelled() => {}
-                        () = consumer.handle(entry_id, fields, slot) => {}
-                    }
-                });
-            }
+            dispatch(
+                &shared,
+                entries,
+                Some(first_slot),
+                &in_flight,
+                &tasks,
+                &abandon,
+            )
+            .await;
         }
 
         tracing::info!(
@@ -148,51 +217,95 @@ impl Consumer {
             .await
             .is_err()
         {
-            tracing::warn!(
-                left_pending = tasks.len(),
-                "grace period over; unfinished entries stay pending"
-            );
             abandon.cancel();
             tasks.wait().await;
+            match consumer.worker.release_leases().await {
+                Ok(released) => tracing::warn!(
+                    released,
+                    "grace period over; unfinished transactions released for other consumers"
+                ),
+                Err(error) => {
+                    tracing::warn!(%error, "grace period over; releasing leases failed, they will expire")
+                }
+            }
         }
         Ok(())
     }
 
-    async fn read(
-        &self,
-        cursor: &str,
-        count: usize,
-        block: bool,
-    ) -> Result<Entries, fred::error::Error> {
-        read_entries(
-            &self.reader,
-            &self.names,
-            cursor,
-            count,
-            block.then_some(BLOCK_MILLIS),
-        )
-        .await
+    /// A missing group means Redis lost the stream (restart without persistence, flush):
+    /// make it again and have the outbox publish every unfinished transaction anew.
+    async fn recover_from_read_error(&self, error: &fred::error::Error) {
+        if error.details().contains("NOGROUP") {
+            tracing::warn!(
+                "the consumer group is gone (Redis lost its data); recreating it and re-driving from PostgreSQL"
+            );
+            match ensure_group(&self.acker, &self.names).await {
+                Ok(_) => self.stream_lost.notify_one(),
+                Err(error) => {
+                    tracing::warn!(%error, "recreating the consumer group failed; retrying")
+                }
+            }
+        } else {
+            tracing::warn!(%error, "reading the stream failed; retrying");
+        }
     }
 
     async fn handle(
         &self,
+        handling: &Mutex<HashSet<String>>,
         entry_id: String,
         fields: HashMap<String, String>,
-        _slot: OwnedSemaphorePermit,
     ) {
         let Some(transaction_id) = fields.get(TRANSACTION_ID_FIELD) else {
             tracing::warn!(%entry_id, "stream entry without a transaction id; discarding it");
             self.acknowledge(&entry_id).await;
             return;
         };
-        match self.worker.process(transaction_id).await {
+        let first_here = handling
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(transaction_id.clone());
+        if !first_here {
+            // The run already under way here will finish it.
+            self.acknowledge(&entry_id).await;
+            return;
+        }
+        let outcome = self.worker.process(transaction_id).await;
+        handling
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(transaction_id);
+        match outcome {
+            Ok(Outcome::Failed { attempts, error }) => {
+                tracing::warn!(%transaction_id, attempts, %error, "transaction FAILED");
+                self.dead_letter(transaction_id, attempts, &error).await;
+                self.acknowledge(&entry_id).await;
+            }
             Ok(outcome) => {
                 tracing::info!(%transaction_id, %entry_id, ?outcome, "transaction handled");
                 self.acknowledge(&entry_id).await;
             }
             Err(error) => {
-                tracing::warn!(%transaction_id, %entry_id, %error, "processing failed; entry stays pending for redelivery");
+                tracing::warn!(%transaction_id, %entry_id, %error, "processing interrupted; the entry stays pending and will be claimed again");
             }
+        }
+    }
+
+    /// Reports a FAILED transaction on the dead-letter stream. PostgreSQL already says
+    /// FAILED (the source of truth); a lost report is logged, never retried forever.
+    async fn dead_letter(&self, transaction_id: &str, attempts: u32, error: &str) {
+        let attempts = attempts.to_string();
+        let fields = vec![
+            (TRANSACTION_ID_FIELD, transaction_id),
+            ("attempts", attempts.as_str()),
+            ("error", error),
+        ];
+        let added: Result<String, _> = self
+            .acker
+            .xadd(&self.dead_letter_key, false, None, "*", fields)
+            .await;
+        if let Err(error) = added {
+            tracing::error!(%transaction_id, %error, "could not add the FAILED transaction to the dead-letter stream");
         }
     }
 
@@ -209,8 +322,38 @@ impl Consumer {
             Err(error) => Err(error),
         };
         if let Err(error) = deleted {
-            // Still pending: it will be redelivered and found finished.
+            // Still pending: it will be claimed again and found finished.
             tracing::warn!(%entry_id, %error, "acknowledging the entry failed");
         }
+    }
+}
+
+/// Spawns one task per entry, each holding an in-flight slot until it is done.
+async fn dispatch(
+    shared: &Arc<Shared>,
+    entries: Entries,
+    mut first_slot: Option<OwnedSemaphorePermit>,
+    in_flight: &Arc<Semaphore>,
+    tasks: &TaskTracker,
+    abandon: &CancellationToken,
+) {
+    for (entry_id, fields) in entries {
+        let slot = match first_slot.take() {
+            Some(slot) => slot,
+            None => match in_flight.clone().acquire_owned().await {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+        };
+        let shared = shared.clone();
+        let abandon = abandon.clone();
+        tasks.spawn(async move {
+            let _slot = slot;
+            tokio::select! {
+                // Past the grace period: leave the entry pending for redelivery.
+                _ = abandon.cancelled() => {}
+                () = shared.consumer.handle(&shared.handling, entry_id, fields) => {}
+            }
+        });
     }
 }

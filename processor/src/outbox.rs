@@ -1,0 +1,79 @@
+//! The outbox: PostgreSQL is the source of truth, and a transaction committed there is
+//! published to the stream even if the XADD at ingest never happened (Redis down, the
+//! processor killed between commit and publish) or the stream was lost since.
+//!
+//! Every `RECONCILE_INTERVAL` it publishes the unfinished transactions that nobody holds
+//! a lease on and whose `republish_at` has passed, and moves that time on by
+//! `REPUBLISH_AFTER`. When the stream was lost, it publishes all of them at once. An extra
+//! publication is harmless: the worker's lease and conditional updates process a
+//! transaction once however many entries name it.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use sea_orm::DatabaseConnection;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::{db::repository, stream::publisher::Publisher};
+
+/// Rows taken per round trip.
+const BATCH: u64 = 500;
+
+pub struct Outbox {
+    pub db: DatabaseConnection,
+    pub publisher: Publisher,
+    pub republish_after: Duration,
+    pub interval: Duration,
+    /// Signalled by the consumer when the stream or group had vanished.
+    pub stream_lost: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Runs until `shutdown`. `stream_was_lost` re-drives everything at once at start.
+    pub async fn run(self, shutdown: CancellationToken, stream_was_lost: bool) {
+        let mut everything = stream_was_lost;
+        loop {
+            // When re-driving everything, the cutoff reaches past every row committed
+            // before now, whatever its republish_at.
+            let cutoff = if everything {
+                Utc::now() + chrono::Duration::from_std(self.republish_after).unwrap_or_default()
+            } else {
+                Utc::now()
+            };
+            match self.publish_due(cutoff).await {
+                Ok(0) => {}
+                Ok(published) => tracing::info!(
+                    published,
+                    everything,
+                    "outbox published unfinished transactions"
+                ),
+                Err(error) => tracing::warn!(%error, "outbox round failed; retrying next round"),
+            }
+            everything = false;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                () = tokio::time::sleep(self.interval) => {}
+                () = self.stream_lost.notified() => everything = true,
+            }
+        }
+    }
+
+    /// Publishes every due transaction; returns how many.
+    pub async fn publish_due(&self, cutoff: chrono::DateTime<Utc>) -> anyhow::Result<usize> {
+        let mut published = 0;
+        loop {
+            let due =
+                repository::take_due_for_publication(&self.db, cutoff, self.republish_after, BATCH)
+                    .await?;
+            for transaction_id in &due {
+                // On failure the row waits for its next republish_at: Redis is likely down.
+                self.publisher.publish(transaction_id).await?;
+                published += 1;
+            }
+            if (due.len() as u64) < BATCH {
+                return Ok(published);
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Fault tests: the real `processor` binary, killed, restarted and deprived of Redis or
+//! PostgreSQL for real. Each test ends with SPEC's guarantee: every accepted transaction
+//! is stored and ends PROCESSED or FAILED, processed exactly once, and no other row
+//! appeared. Tests that stop a service run their own instance on a free port.
+
+mod helpers;
+
+mod consumers;
+mod postgres;
+mod redis;
+mod retries;
