@@ -31,6 +31,9 @@ pub const VARIABLES: &[&str] = &[
     "DEAD_LETTER_STREAM_KEY",
     "SIMULATED_FAILURE_RATE",
     "SIMULATED_FAILURE_ID_PREFIX",
+    "METRICS_ADDR",
+    "WATCH_POLL_INTERVAL",
+    "RUST_LOG",
 ];
 
 #[derive(Clone, Debug)]
@@ -61,6 +64,8 @@ pub struct Config {
     pub run_migrations: bool,
     /// `LOG_FORMAT`: `text` or `json`.
     pub log_format: LogFormat,
+    /// `RUST_LOG`: log level and filters (`info` unless set).
+    pub log_filter: Option<String>,
     /// `MAX_ATTEMPTS`: attempts of the external call before a transaction is FAILED.
     pub max_attempts: u32,
     /// `RETRY_BASE_DELAY`: backoff before the second attempt; doubles each time, jittered.
@@ -81,6 +86,10 @@ pub struct Config {
     pub simulated_failure_rate: f64,
     /// `SIMULATED_FAILURE_ID_PREFIX`: ids starting with it always fail (tests, demos).
     pub simulated_failure_id_prefix: Option<String>,
+    /// `METRICS_ADDR`: where Prometheus metrics are served (`/metrics`).
+    pub metrics_addr: SocketAddr,
+    /// `WATCH_POLL_INTERVAL`: how often a WatchTransaction stream looks for changes.
+    pub watch_poll_interval: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +127,7 @@ impl Config {
             shutdown_grace: parse_duration("SHUTDOWN_GRACE", &get("SHUTDOWN_GRACE", "10s"))?,
             run_migrations: parse_bool("RUN_MIGRATIONS", &get("RUN_MIGRATIONS", "true"))?,
             log_format: parse_log_format(&get("LOG_FORMAT", "text"))?,
+            log_filter: lookup("RUST_LOG"),
             max_attempts: parse_number("MAX_ATTEMPTS", &get("MAX_ATTEMPTS", "5"))?,
             retry_base_delay: parse_duration("RETRY_BASE_DELAY", &get("RETRY_BASE_DELAY", "1s"))?,
             retry_max_delay: parse_duration("RETRY_MAX_DELAY", &get("RETRY_MAX_DELAY", "60s"))?,
@@ -137,6 +147,11 @@ impl Config {
             )?,
             simulated_failure_id_prefix: lookup("SIMULATED_FAILURE_ID_PREFIX")
                 .filter(|p| !p.is_empty()),
+            metrics_addr: parse_addr("METRICS_ADDR", &get("METRICS_ADDR", "0.0.0.0:9090"))?,
+            watch_poll_interval: parse_duration(
+                "WATCH_POLL_INTERVAL",
+                &get("WATCH_POLL_INTERVAL", "250ms"),
+            )?,
         })
     }
 }

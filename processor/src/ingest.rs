@@ -37,11 +37,19 @@ impl Ingestor {
     /// The commit-and-publish, run as its own task so that it completes even when the
     /// caller hangs up or its deadline passes (a dropped handler future would otherwise
     /// leave a committed row that never reaches the stream).
-    pub async fn ingest(&self, transaction: NewTransaction) -> Result<Ingested> {
+    pub async fn ingest(
+        &self,
+        transaction: NewTransaction,
+        request_id: Option<String>,
+    ) -> Result<Ingested> {
         let ingestor = self.clone();
-        tokio::spawn(async move { ingestor.ingest_to_completion(&transaction).await })
-            .await
-            .map_err(|error| Error::Internal(format!("ingest task ended abnormally: {error}")))?
+        tokio::spawn(async move {
+            ingestor
+                .ingest_to_completion(&transaction, request_id)
+                .await
+        })
+        .await
+        .map_err(|error| Error::Internal(format!("ingest task ended abnormally: {error}")))?
     }
 
     /// FAILED → PROCESSING again, and published. Only a FAILED transaction may be re-driven.
@@ -55,19 +63,24 @@ impl Ingestor {
                 },
             });
         }
-        self.publish_soon(transaction_id.to_owned()).await;
+        self.publish_soon(transaction_id.to_owned(), None).await;
         repository::find(&self.db, transaction_id)
             .await?
             .ok_or_else(|| Error::NotFound(transaction_id.to_owned()))
     }
 
-    async fn ingest_to_completion(&self, transaction: &NewTransaction) -> Result<Ingested> {
+    async fn ingest_to_completion(
+        &self,
+        transaction: &NewTransaction,
+        request_id: Option<String>,
+    ) -> Result<Ingested> {
         let db = &self.db;
         if let Some(stored) =
             repository::insert_if_absent(db, transaction, self.republish_after).await?
         {
             // Published only when the row is new: a duplicate makes no second processing.
-            self.publish_soon(stored.transaction_id.clone()).await;
+            self.publish_soon(stored.transaction_id.clone(), request_id)
+                .await;
             return Ok(Ingested {
                 created: true,
                 transaction: stored,
@@ -77,10 +90,13 @@ impl Ingestor {
     }
 
     /// Publishes in a task of its own, waiting at most `PUBLISH_WAIT` for it.
-    async fn publish_soon(&self, transaction_id: String) {
+    async fn publish_soon(&self, transaction_id: String, request_id: Option<String>) {
         let publisher = self.publisher.clone();
         let publish = tokio::spawn(async move {
-            if let Err(error) = publisher.publish(&transaction_id).await {
+            if let Err(error) = publisher
+                .publish(&transaction_id, request_id.as_deref())
+                .await
+            {
                 // Committed, so accepted: the outbox publishes it later.
                 tracing::warn!(%transaction_id, %error, "committed but not yet published; the outbox will publish it");
             }

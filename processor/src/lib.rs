@@ -8,6 +8,8 @@ pub mod error;
 pub mod external;
 pub mod grpc;
 pub mod ingest;
+pub mod metrics;
+pub mod monitor;
 pub mod outbox;
 pub mod shutdown;
 pub mod stream;
@@ -39,6 +41,9 @@ const MIGRATION_LOCK_KEY: i64 = 0x7061_796d_656e_7473;
 /// A processor that is connected and listening, ready to run.
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: TcpListener,
+    health: tonic_health::server::HealthReporter,
+    monitor: monitor::Monitor,
     service: grpc::transaction_service::TransactionServiceImpl,
     consumer: Consumer,
     outbox: Outbox,
@@ -51,14 +56,20 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let listener = TcpListener::bind(config.grpc_addr)
         .await
         .with_context(|| format!("cannot listen on GRPC_ADDR={}", config.grpc_addr))?;
-    build_with_listener(config, listener).await
+    let metrics_listener = TcpListener::bind(config.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on METRICS_ADDR={}", config.metrics_addr))?;
+    build_with_listeners(config, listener, metrics_listener).await
 }
 
-/// As [`build`], on a listener the caller bound (tests bind port 0).
-pub async fn build_with_listener(
+/// As [`build`], on listeners the caller bound (tests bind port 0): gRPC, then metrics.
+pub async fn build_with_listeners(
     config: Config,
     listener: TcpListener,
+    metrics_listener: TcpListener,
 ) -> anyhow::Result<Application> {
+    // Installs the recorder before anything records.
+    metrics::handle();
     let db = db::connect(&config.database_url, config.database_max_connections)
         .await
         .context("cannot connect to PostgreSQL at DATABASE_URL")?;
@@ -107,6 +118,20 @@ pub async fn build_with_listener(
         worker: Worker::new(db.clone(), external, retry, config.consumer_name.clone()),
         stream_lost: stream_lost.clone(),
     };
+    let health = tonic_health::server::HealthReporter::new();
+    let monitor = monitor::Monitor {
+        db: db.clone(),
+        redis: consumer.acker.clone(),
+        names: consumer.names.clone(),
+        health: health.clone(),
+        interval: Duration::from_secs(2).min(config.reconcile_interval),
+    };
+    // Not SERVING until the first look at the dependencies says so.
+    for name in ["", monitor::SERVICE_NAME] {
+        health
+            .set_service_status(name, tonic_health::ServingStatus::NotServing)
+            .await;
+    }
     let outbox = Outbox {
         db: db.clone(),
         publisher: publisher.clone(),
@@ -121,7 +146,13 @@ pub async fn build_with_listener(
     };
     Ok(Application {
         listener,
-        service: grpc::transaction_service::TransactionServiceImpl::new(ingestor),
+        metrics_listener,
+        health,
+        monitor,
+        service: grpc::transaction_service::TransactionServiceImpl::new(
+            ingestor,
+            config.watch_poll_interval,
+        ),
         consumer,
         outbox,
         stream_was_lost,
@@ -146,15 +177,27 @@ impl Application {
         self.listener.local_addr()
     }
 
+    pub fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
+        self.metrics_listener.local_addr()
+    }
+
     /// Serves gRPC and runs the consumer until `shutdown` is cancelled.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let consumer = tokio::spawn(self.consumer.run(shutdown.clone()));
         let outbox = tokio::spawn(self.outbox.run(shutdown.clone(), self.stream_was_lost));
-        let served = grpc::serve(self.listener, self.service, shutdown.clone()).await;
+        self.monitor.observe().await;
+        let monitor = tokio::spawn(self.monitor.run(shutdown.clone()));
+        let metrics = tokio::spawn(metrics::serve(self.metrics_listener, shutdown.clone()));
+        let served = grpc::serve(self.listener, self.service, self.health, shutdown.clone()).await;
         // Whatever ended first, stop the other too.
         shutdown.cancel();
         let consumed = consumer.await.context("consumer task panicked")?;
         outbox.await.context("outbox task panicked")?;
+        monitor.await.context("monitor task panicked")?;
+        metrics
+            .await
+            .context("metrics task panicked")?
+            .context("metrics server failed")?;
         served?;
         consumed.context("consumer failed")?;
         Ok(())

@@ -11,7 +11,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
+    telemetry::init(config.log_format, config.log_filter.as_deref());
     tracing::info!(grpc_addr = %config.grpc_addr, consumer = %config.consumer_name, "processor starting");
     let application = match processor::build(config).await {
         Ok(application) => application,

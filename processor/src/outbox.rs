@@ -68,8 +68,9 @@ impl Outbox {
                     .await?;
             for transaction_id in &due {
                 // On failure the row waits for its next republish_at: Redis is likely down.
-                self.publisher.publish(transaction_id).await?;
+                self.publisher.publish(transaction_id, None).await?;
                 published += 1;
+                ::metrics::counter!(crate::metrics::OUTBOX_PUBLISHED_TOTAL).increment(1);
             }
             if (due.len() as u64) < BATCH {
                 return Ok(published);

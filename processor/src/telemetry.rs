@@ -4,10 +4,12 @@ use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::LogFormat;
 
-/// Default filter: `info`, but not sqlx's notices (one per migration check at start).
-pub fn init(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+/// `filter` is `RUST_LOG`'s value; by default `info`, but not sqlx's notices (one per
+/// migration check at start).
+pub fn init(format: LogFormat, filter: Option<&str>) {
+    let filter = filter
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new("info,sqlx=warn"));
     let builder = fmt().with_env_filter(filter);
     // A second init (tests start many servers in one process) is harmless: keep the first.
     let _ = match format {

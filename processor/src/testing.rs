@@ -85,6 +85,7 @@ impl Setup {
             ("MAX_IN_FLIGHT", self.max_in_flight.to_owned()),
             ("SHUTDOWN_GRACE", self.shutdown_grace.to_owned()),
             ("DATABASE_MAX_CONNECTIONS", "10".to_owned()),
+            ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
         ];
         for (name, value) in &self.overrides {
             pairs.retain(|(existing, _)| existing != name);
@@ -114,14 +115,17 @@ impl Setup {
     /// Starts the real processor on an ephemeral port.
     pub async fn start(&self) -> RunningProcessor {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-        let application = crate::build_with_listener(self.config(), listener)
+        let metrics_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let application = crate::build_with_listeners(self.config(), listener, metrics_listener)
             .await
             .expect("processor starts");
         let addr = application.grpc_addr().expect("bound address");
+        let metrics_addr = application.metrics_addr().expect("bound address");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(application.run_until_stopped(shutdown.clone()));
         RunningProcessor {
             addr,
+            metrics_addr,
             shutdown,
             task,
         }
@@ -180,6 +184,7 @@ impl Setup {
 
 pub struct RunningProcessor {
     pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
     pub shutdown: CancellationToken,
     pub task: JoinHandle<anyhow::Result<()>>,
 }

@@ -12,6 +12,7 @@ use crate::{
     domain::Status,
     error::Result,
     external::ExternalCall,
+    metrics,
 };
 
 /// How a worker retries and how long its claims last.
@@ -82,11 +83,12 @@ impl Worker {
     pub async fn process(&self, transaction_id: &str) -> Result<Outcome> {
         let lease = self.external.delay + self.retry.lease_margin;
         loop {
-            let Some(attempt) =
+            let Some(claim) =
                 repository::claim(&self.db, transaction_id, &self.owner, lease).await?
             else {
                 return self.why_not_claimed(transaction_id).await;
             };
+            let attempt = claim.attempt;
             let record = AttemptRecord {
                 transaction_id,
                 owner: &self.owner,
@@ -95,18 +97,20 @@ impl Worker {
             };
             match self.external.call(transaction_id).await {
                 Ok(()) => {
-                    return Ok(
-                        if self
-                            .finish(|db| repository::record_success(db, &record))
-                            .await?
-                        {
-                            Outcome::Processed { attempts: attempt }
-                        } else {
-                            Outcome::LeaseLost
-                        },
-                    );
+                    ::metrics::counter!(metrics::ATTEMPTS_TOTAL, "outcome" => "succeeded")
+                        .increment(1);
+                    let recorded = self
+                        .finish(|db| repository::record_success(db, &record))
+                        .await?;
+                    if !recorded {
+                        return Ok(Outcome::LeaseLost);
+                    }
+                    finished("PROCESSED", claim.created_at);
+                    return Ok(Outcome::Processed { attempts: attempt });
                 }
                 Err(error) => {
+                    ::metrics::counter!(metrics::ATTEMPTS_TOTAL, "outcome" => "failed")
+                        .increment(1);
                     let last = attempt >= self.retry.max_attempts;
                     let backoff = self.retry.backoff(attempt);
                     tracing::warn!(%transaction_id, attempt, %error, last, "external call failed");
@@ -119,6 +123,7 @@ impl Worker {
                         return Ok(Outcome::LeaseLost);
                     }
                     if last {
+                        finished("FAILED", claim.created_at);
                         return Ok(Outcome::Failed {
                             attempts: attempt,
                             error,
@@ -163,6 +168,13 @@ impl Worker {
             Some(_) => Outcome::AlreadyFinished,
         })
     }
+}
+
+/// Counts a final status and how long the transaction took from creation.
+fn finished(status: &'static str, created_at: chrono::DateTime<Utc>) {
+    ::metrics::counter!(metrics::FINISHED_TOTAL, "status" => status).increment(1);
+    let seconds = (Utc::now() - created_at).num_milliseconds() as f64 / 1_000.0;
+    ::metrics::histogram!(metrics::CREATED_TO_FINISHED_SECONDS).record(seconds.max(0.0));
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! End-to-end tests: the real gateway and the real processor, both on port 0, over real
 //! HTTP and gRPC, against real PostgreSQL and Redis. Each test owns its database and stream.
+// A test that cannot set up or whose call fails panics: that is the failure report.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod helpers;
 

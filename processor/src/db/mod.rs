@@ -1,6 +1,7 @@
 //! PostgreSQL access: the connection pool, the entity, and the queries.
 
 pub mod entity;
+pub mod listing;
 pub mod repository;
 
 use std::time::Duration;

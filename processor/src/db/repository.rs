@@ -64,15 +64,22 @@ pub async fn find(
         .await
 }
 
+/// A successful claim: which attempt this is, and when the transaction was created.
+#[derive(Clone, Copy, Debug)]
+pub struct Claim {
+    pub attempt: u32,
+    pub created_at: DateTime<Utc>,
+}
+
 /// Claims a PROCESSING transaction for `owner` for `lease`, counting one more attempt.
 /// Succeeds when nobody holds a live lease (or `owner` itself does, as after a restart
-/// under the same consumer name); returns the attempt number.
+/// under the same consumer name).
 pub async fn claim(
     db: &impl ConnectionTrait,
     transaction_id: &str,
     owner: &str,
     lease: Duration,
-) -> Result<Option<u32>, DbErr> {
+) -> Result<Option<Claim>, DbErr> {
     let row = db
         .query_one_raw(statement(
             "UPDATE transactions
@@ -80,13 +87,17 @@ pub async fn claim(
                     lease_expires_at = now() + $3 * interval '1 millisecond', updated_at = now()
               WHERE transaction_id = $1 AND status = 'PROCESSING'
                 AND (lease_expires_at IS NULL OR lease_expires_at < now() OR lease_owner = $2)
-          RETURNING attempts",
+          RETURNING attempts, created_at",
             [transaction_id.into(), owner.into(), millis(lease)],
         ))
         .await?;
-    row.map(|row| row.try_get::<i32>("", "attempts"))
-        .transpose()
-        .map(|attempts| attempts.map(|n| u32::try_from(n).unwrap_or_default()))
+    row.map(|row| {
+        Ok(Claim {
+            attempt: u32::try_from(row.try_get::<i32>("", "attempts")?).unwrap_or_default(),
+            created_at: row.try_get("", "created_at")?,
+        })
+    })
+    .transpose()
 }
 
 /// One attempt's result, as recorded.

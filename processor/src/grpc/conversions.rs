@@ -4,7 +4,10 @@ use chrono::{DateTime, Utc};
 use payments_proto::v1 as pb;
 
 use crate::{
-    db::repository::StoredTransaction,
+    db::{
+        listing::{Cursor, DEFAULT_PAGE_SIZE, ListFilter, MAX_PAGE_SIZE},
+        repository::StoredTransaction,
+    },
     domain::{FieldViolation, NewTransaction, Status, TransactionInput},
     error::Error,
 };
@@ -60,4 +63,81 @@ pub fn lookup_id(transaction_id: &str) -> Result<String, Error> {
     crate::domain::Identifier::parse("transaction_id", transaction_id)
         .map(|id| id.to_string())
         .map_err(|violation: FieldViolation| Error::InvalidArgument(vec![violation]))
+}
+
+/// The request id the gateway passed along, if any.
+pub fn request_id<T>(request: &tonic::Request<T>) -> Option<String> {
+    request
+        .metadata()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128)
+        .map(str::to_owned)
+}
+
+/// A list request checked field by field.
+pub fn list_filter(request: &pb::ListTransactionsRequest) -> Result<ListFilter, Error> {
+    let mut violations = Vec::new();
+    let status = match request.status() {
+        pb::TransactionStatus::Unspecified => None,
+        pb::TransactionStatus::Processing => Some(Status::Processing),
+        pb::TransactionStatus::Processed => Some(Status::Processed),
+        pb::TransactionStatus::Failed => Some(Status::Failed),
+    };
+    let time = |field: &'static str,
+                value: Option<&prost_types::Timestamp>,
+                violations: &mut Vec<FieldViolation>| {
+        value.and_then(|t| {
+            let parsed = u32::try_from(t.nanos)
+                .ok()
+                .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos));
+            if parsed.is_none() {
+                violations.push(FieldViolation::new(field, "is not a valid timestamp"));
+            }
+            parsed
+        })
+    };
+    let created_after = time(
+        "created_after",
+        request.created_after.as_ref(),
+        &mut violations,
+    );
+    let created_before = time(
+        "created_before",
+        request.created_before.as_ref(),
+        &mut violations,
+    );
+    let page_size = match request.page_size {
+        0 => DEFAULT_PAGE_SIZE,
+        size if size <= MAX_PAGE_SIZE => size,
+        _ => {
+            violations.push(FieldViolation::new(
+                "page_size",
+                format!("must be at most {MAX_PAGE_SIZE}"),
+            ));
+            DEFAULT_PAGE_SIZE
+        }
+    };
+    let after = if request.page_token.is_empty() {
+        None
+    } else {
+        let cursor = Cursor::decode(&request.page_token);
+        if cursor.is_none() {
+            violations.push(FieldViolation::new(
+                "page_token",
+                "is not a token this service returned",
+            ));
+        }
+        cursor
+    };
+    if !violations.is_empty() {
+        return Err(Error::InvalidArgument(violations));
+    }
+    Ok(ListFilter {
+        status,
+        created_after,
+        created_before,
+        after,
+        page_size,
+    })
 }

@@ -7,6 +7,10 @@ use payments_proto::v1::transaction_service_server::TransactionServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic_health::{
+    pb::health_server::HealthServer,
+    server::{HealthReporter, HealthService},
+};
 
 use transaction_service::TransactionServiceImpl;
 
@@ -14,12 +18,10 @@ use transaction_service::TransactionServiceImpl;
 pub async fn serve(
     listener: TcpListener,
     service: TransactionServiceImpl,
+    health: HealthReporter,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<TransactionServiceServer<TransactionServiceImpl>>()
-        .await;
+    let health_service = HealthServer::new(HealthService::from_health_reporter(health));
     // v1 and v1alpha: grpcurl and older clients ask for either.
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;

@@ -1,21 +1,55 @@
 //! `payments.v1.TransactionService`: transport only; the work is in `ingest` and `db`.
 
+use std::{pin::Pin, time::Duration};
+
 use payments_proto::v1::{self as pb, transaction_service_server::TransactionService};
+use sea_orm::DatabaseConnection;
+use tokio::{sync::mpsc, time::Instant};
+use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
-use super::conversions::lookup_id;
-use crate::{db::repository, domain::NewTransaction, error::Error, ingest::Ingestor};
+use super::conversions::{list_filter, lookup_id, request_id};
+use crate::{
+    db::{listing, repository},
+    domain::NewTransaction,
+    error::Error,
+    ingest::Ingestor,
+    metrics,
+};
 
 #[derive(Clone)]
 pub struct TransactionServiceImpl {
     ingestor: Ingestor,
+    watch_poll_interval: Duration,
 }
 
 impl TransactionServiceImpl {
-    pub fn new(ingestor: Ingestor) -> Self {
-        Self { ingestor }
+    pub fn new(ingestor: Ingestor, watch_poll_interval: Duration) -> Self {
+        Self {
+            ingestor,
+            watch_poll_interval,
+        }
+    }
+
+    fn db(&self) -> &DatabaseConnection {
+        &self.ingestor.db
     }
 }
+
+/// Records the call's code and latency, whatever the outcome.
+fn observed<T>(
+    method: &'static str,
+    started: Instant,
+    result: Result<T, Status>,
+) -> Result<T, Status> {
+    let code = result
+        .as_ref()
+        .map_or_else(Status::code, |_| tonic::Code::Ok);
+    metrics::grpc_call(method, code, started.elapsed());
+    result
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::Transaction, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl TransactionService for TransactionServiceImpl {
@@ -23,36 +57,145 @@ impl TransactionService for TransactionServiceImpl {
         &self,
         request: Request<pb::IngestTransactionRequest>,
     ) -> Result<Response<pb::IngestTransactionResponse>, Status> {
-        let transaction = NewTransaction::try_from(request.get_ref())?;
-        let ingested = self.ingestor.ingest(transaction).await?;
-        if ingested.created {
-            tracing::info!(transaction_id = %ingested.transaction.transaction_id, "transaction stored");
+        let started = Instant::now();
+        let result = async {
+            let request_id = request_id(&request);
+            let transaction = NewTransaction::try_from(request.get_ref()).inspect_err(|_| {
+                ::metrics::counter!(metrics::INGEST_TOTAL, "outcome" => "rejected").increment(1);
+            })?;
+            let ingested = self.ingestor.ingest(transaction, request_id.clone()).await.inspect_err(|error| {
+                let outcome = match error {
+                    Error::Conflict { .. } => "conflict",
+                    _ => "error",
+                };
+                ::metrics::counter!(metrics::INGEST_TOTAL, "outcome" => outcome).increment(1);
+            })?;
+            let outcome = if ingested.created { "created" } else { "duplicate" };
+            ::metrics::counter!(metrics::INGEST_TOTAL, "outcome" => outcome).increment(1);
+            tracing::info!(transaction_id = %ingested.transaction.transaction_id, request_id = request_id.as_deref().unwrap_or_default(), outcome, "ingest");
+            Ok(Response::new(pb::IngestTransactionResponse {
+                created: ingested.created,
+                transaction: Some(ingested.transaction.into()),
+            }))
         }
-        Ok(Response::new(pb::IngestTransactionResponse {
-            created: ingested.created,
-            transaction: Some(ingested.transaction.into()),
-        }))
+        .await;
+        observed("IngestTransaction", started, result)
     }
 
     async fn get_transaction(
         &self,
         request: Request<pb::GetTransactionRequest>,
     ) -> Result<Response<pb::Transaction>, Status> {
-        let id = lookup_id(&request.get_ref().transaction_id)?;
-        let stored = repository::find(&self.ingestor.db, &id)
-            .await
-            .map_err(Error::from)?
-            .ok_or(Error::NotFound(id))?;
-        Ok(Response::new(stored.into()))
+        let started = Instant::now();
+        let result = async {
+            let id = lookup_id(&request.get_ref().transaction_id)?;
+            let stored = repository::find(self.db(), &id)
+                .await
+                .map_err(Error::from)?
+                .ok_or(Error::NotFound(id))?;
+            Ok(Response::new(stored.into()))
+        }
+        .await;
+        observed("GetTransaction", started, result)
     }
 
     async fn retry_transaction(
         &self,
         request: Request<pb::RetryTransactionRequest>,
     ) -> Result<Response<pb::Transaction>, Status> {
-        let id = lookup_id(&request.get_ref().transaction_id)?;
-        let stored = self.ingestor.redrive(&id).await?;
-        tracing::info!(transaction_id = %id, "FAILED transaction re-driven");
-        Ok(Response::new(stored.into()))
+        let started = Instant::now();
+        let result = async {
+            let id = lookup_id(&request.get_ref().transaction_id)?;
+            let stored = self.ingestor.redrive(&id).await?;
+            tracing::info!(transaction_id = %id, request_id = request_id(&request).unwrap_or_default(), "FAILED transaction re-driven");
+            Ok(Response::new(stored.into()))
+        }
+        .await;
+        observed("RetryTransaction", started, result)
+    }
+
+    async fn list_transactions(
+        &self,
+        request: Request<pb::ListTransactionsRequest>,
+    ) -> Result<Response<pb::ListTransactionsResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let filter = list_filter(request.get_ref())?;
+            let (page, next) = listing::list(self.db(), &filter)
+                .await
+                .map_err(Error::from)?;
+            Ok(Response::new(pb::ListTransactionsResponse {
+                transactions: page.into_iter().map(Into::into).collect(),
+                next_page_token: next.map(|cursor| cursor.encode()).unwrap_or_default(),
+            }))
+        }
+        .await;
+        observed("ListTransactions", started, result)
+    }
+
+    type WatchTransactionStream = WatchStream;
+
+    async fn watch_transaction(
+        &self,
+        request: Request<pb::WatchTransactionRequest>,
+    ) -> Result<Response<Self::WatchTransactionStream>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let id = lookup_id(&request.get_ref().transaction_id)?;
+            let first: pb::Transaction = repository::find(self.db(), &id)
+                .await
+                .map_err(Error::from)?
+                .ok_or_else(|| Error::NotFound(id.clone()))?
+                .into();
+            let (sender, receiver) = mpsc::channel(4);
+            tokio::spawn(watch(
+                self.db().clone(),
+                id,
+                first,
+                sender,
+                self.watch_poll_interval,
+            ));
+            Ok(Response::new(
+                Box::pin(ReceiverStream::new(receiver)) as WatchStream
+            ))
+        }
+        .await;
+        observed("WatchTransaction", started, result)
+    }
+}
+
+/// Sends the current state, then each change, until a final status or until the caller
+/// goes away (its deadline included: tonic drops the stream, closing the channel).
+async fn watch(
+    db: DatabaseConnection,
+    id: String,
+    mut last: pb::Transaction,
+    sender: mpsc::Sender<Result<pb::Transaction, Status>>,
+    poll: Duration,
+) {
+    if sender.send(Ok(last.clone())).await.is_err() {
+        return;
+    }
+    while last.status() == pb::TransactionStatus::Processing {
+        tokio::select! {
+            () = sender.closed() => return,
+            () = tokio::time::sleep(poll) => {}
+        }
+        match repository::find(&db, &id).await {
+            Ok(Some(stored)) => {
+                let current = pb::Transaction::from(stored);
+                if current != last {
+                    if sender.send(Ok(current.clone())).await.is_err() {
+                        return;
+                    }
+                    last = current;
+                }
+            }
+            Ok(None) => return,
+            Err(error) => {
+                let _ = sender.send(Err(Error::from(error).into())).await;
+                return;
+            }
+        }
     }
 }

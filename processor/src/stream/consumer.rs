@@ -16,9 +16,13 @@ use tokio::{
     time::Instant,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
 
-use super::{StreamNames, TRANSACTION_ID_FIELD};
-use crate::worker::{Outcome, Worker};
+use super::{REQUEST_ID_FIELD, StreamNames, TRANSACTION_ID_FIELD};
+use crate::{
+    metrics,
+    worker::{Outcome, Worker},
+};
 
 /// How long one XREADGROUP waits for new entries before the loop looks around again.
 const BLOCK_MILLIS: u64 = 1_000;
@@ -270,25 +274,37 @@ impl Consumer {
             self.acknowledge(&entry_id).await;
             return;
         }
-        let outcome = self.worker.process(transaction_id).await;
-        handling
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(transaction_id);
-        match outcome {
-            Ok(Outcome::Failed { attempts, error }) => {
-                tracing::warn!(%transaction_id, attempts, %error, "transaction FAILED");
-                self.dead_letter(transaction_id, attempts, &error).await;
-                self.acknowledge(&entry_id).await;
-            }
-            Ok(outcome) => {
-                tracing::info!(%transaction_id, %entry_id, ?outcome, "transaction handled");
-                self.acknowledge(&entry_id).await;
-            }
-            Err(error) => {
-                tracing::warn!(%transaction_id, %entry_id, %error, "processing interrupted; the entry stays pending and will be claimed again");
+        let request_id = fields
+            .get(REQUEST_ID_FIELD)
+            .map(String::as_str)
+            .unwrap_or_default();
+        // Every log line of this run carries the transaction and the webhook's request id.
+        let span = tracing::info_span!("transaction", %transaction_id, request_id);
+        async {
+            ::metrics::gauge!(metrics::IN_FLIGHT).increment(1.0);
+            let outcome = self.worker.process(transaction_id).await;
+            ::metrics::gauge!(metrics::IN_FLIGHT).decrement(1.0);
+            handling
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(transaction_id);
+            match outcome {
+                Ok(Outcome::Failed { attempts, error }) => {
+                    tracing::warn!(attempts, %error, "transaction FAILED");
+                    self.dead_letter(transaction_id, attempts, &error).await;
+                    self.acknowledge(&entry_id).await;
+                }
+                Ok(outcome) => {
+                    tracing::info!(%entry_id, ?outcome, "transaction handled");
+                    self.acknowledge(&entry_id).await;
+                }
+                Err(error) => {
+                    tracing::warn!(%entry_id, %error, "processing interrupted; the entry stays pending and will be claimed again");
+                }
             }
         }
+        .instrument(span)
+        .await;
     }
 
     /// Reports a FAILED transaction on the dead-letter stream. PostgreSQL already says

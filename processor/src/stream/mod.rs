@@ -1,7 +1,7 @@
 //! Work delivery through one Redis Stream and one consumer group.
 //!
-//! - Key `STREAM_KEY` (default `transactions`); each entry has one field,
-//!   `transaction_id`. PostgreSQL stays the source of truth: an entry only says "look at
+//! - Key `STREAM_KEY` (default `transactions`); each entry has the field `transaction_id`
+//!   and, when the webhook's request had one, `request_id` (for the logs). PostgreSQL stays the source of truth: an entry only says "look at
 //!   this id", so a lost or repeated entry can never change what a transaction is.
 //! - Group `CONSUMER_GROUP` (default `processors`), created at start with MKSTREAM from id
 //!   `0`, so entries added before the group existed are read too; BUSYGROUP (the group
@@ -22,6 +22,8 @@ use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
 
 /// The field of each stream entry that holds the transaction id.
 pub const TRANSACTION_ID_FIELD: &str = "transaction_id";
+/// The optional field with the id of the request that created the transaction.
+pub const REQUEST_ID_FIELD: &str = "request_id";
 
 /// Where the stream lives and who reads it.
 #[derive(Clone, Debug)]

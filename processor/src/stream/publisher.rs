@@ -2,7 +2,7 @@
 
 use fred::prelude::{Client, StreamsInterface};
 
-use super::TRANSACTION_ID_FIELD;
+use super::{REQUEST_ID_FIELD, TRANSACTION_ID_FIELD};
 
 #[derive(Clone)]
 pub struct Publisher {
@@ -15,16 +15,19 @@ impl Publisher {
         Self { client, stream_key }
     }
 
-    /// Appends one entry for `transaction_id` and returns its stream id.
-    pub async fn publish(&self, transaction_id: &str) -> Result<String, fred::error::Error> {
+    /// Appends one entry for `transaction_id` and returns its stream id. The request id
+    /// (of the webhook that created it) rides along so the consumer's logs carry it.
+    pub async fn publish(
+        &self,
+        transaction_id: &str,
+        request_id: Option<&str>,
+    ) -> Result<String, fred::error::Error> {
+        let mut fields = vec![(TRANSACTION_ID_FIELD, transaction_id)];
+        if let Some(request_id) = request_id {
+            fields.push((REQUEST_ID_FIELD, request_id));
+        }
         self.client
-            .xadd(
-                &self.stream_key,
-                false,
-                None,
-                "*",
-                vec![(TRANSACTION_ID_FIELD, transaction_id)],
-            )
+            .xadd(&self.stream_key, false, None, "*", fields)
             .await
     }
 }

@@ -1,0 +1,111 @@
+//! Prometheus metrics, served at `/metrics` on `METRICS_ADDR`. Names and meanings are
+//! listed in the README's operations section; recording happens where the event happens.
+
+use std::{sync::OnceLock, time::Duration};
+
+use axum::{Router, routing::get};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub const INGEST_TOTAL: &str = "payments_ingest_total";
+pub const GRPC_REQUESTS_TOTAL: &str = "payments_grpc_requests_total";
+pub const GRPC_REQUEST_SECONDS: &str = "payments_grpc_request_duration_seconds";
+pub const STREAM_LENGTH: &str = "payments_stream_length";
+pub const STREAM_PENDING: &str = "payments_stream_pending";
+pub const IN_FLIGHT: &str = "payments_transactions_in_flight";
+pub const FINISHED_TOTAL: &str = "payments_transactions_finished_total";
+pub const ATTEMPTS_TOTAL: &str = "payments_processing_attempts_total";
+pub const CREATED_TO_FINISHED_SECONDS: &str = "payments_created_to_finished_seconds";
+pub const OUTBOX_PUBLISHED_TOTAL: &str = "payments_outbox_published_total";
+pub const CLAIMED_ENTRIES_TOTAL: &str = "payments_claimed_entries_total";
+pub const DEPENDENCY_UP: &str = "payments_dependency_up";
+
+/// The process-wide recorder (metrics are global; tests start many processors in one
+/// process and share it).
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".to_owned()),
+                    &[
+                        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                        60.0, 120.0, 300.0,
+                    ],
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(handle) => {
+                    describe();
+                    handle
+                }
+                // Another recorder is installed: keep a detached one so rendering works.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        INGEST_TOTAL,
+        "Ingest calls by outcome: created, duplicate, conflict, rejected, unavailable, error."
+    );
+    describe_counter!(GRPC_REQUESTS_TOTAL, "gRPC calls by method and status code.");
+    describe_histogram!(GRPC_REQUEST_SECONDS, "gRPC call latency by method.");
+    describe_gauge!(STREAM_LENGTH, "Entries in the work stream (XLEN).");
+    describe_gauge!(
+        STREAM_PENDING,
+        "Entries delivered to the group and not acknowledged."
+    );
+    describe_gauge!(
+        IN_FLIGHT,
+        "Transactions this processor is working on (waiting out their delay)."
+    );
+    describe_counter!(
+        FINISHED_TOTAL,
+        "Transactions finished by this processor, by final status."
+    );
+    describe_counter!(ATTEMPTS_TOTAL, "External call attempts by outcome.");
+    describe_histogram!(
+        CREATED_TO_FINISHED_SECONDS,
+        "Time from a transaction's creation to its final status."
+    );
+    describe_counter!(
+        OUTBOX_PUBLISHED_TOTAL,
+        "Transactions published again by the outbox."
+    );
+    describe_counter!(
+        CLAIMED_ENTRIES_TOTAL,
+        "Stream entries claimed from consumers presumed dead."
+    );
+    describe_gauge!(
+        DEPENDENCY_UP,
+        "1 while the dependency (postgres, redis) answers, else 0."
+    );
+}
+
+/// Records one gRPC call.
+pub fn grpc_call(method: &'static str, code: tonic::Code, elapsed: Duration) {
+    metrics::counter!(GRPC_REQUESTS_TOTAL, "method" => method, "code" => format!("{code:?}"))
+        .increment(1);
+    metrics::histogram!(GRPC_REQUEST_SECONDS, "method" => method).record(elapsed.as_secs_f64());
+}
+
+/// Serves `GET /metrics` until `shutdown`.
+pub async fn serve(listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+    let handle = handle();
+    let router = Router::new().route(
+        "/metrics",
+        get(move || {
+            let handle = handle.clone();
+            async move { handle.render() }
+        }),
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}

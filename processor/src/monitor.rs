@@ -1,0 +1,98 @@
+//! Looks at the dependencies and the stream every few seconds: the gRPC health status
+//! (SERVING only while PostgreSQL and Redis both answer) and the stream gauges.
+//!
+//! Health service names: `""` and `payments.v1.TransactionService` for the whole, and
+//! `payments.v1.dependency.postgres` / `payments.v1.dependency.redis` for each part, so
+//! a readiness probe can say which one is down.
+
+use std::time::Duration;
+
+use fred::prelude::{Client, ClientLike, StreamsInterface};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use tokio_util::sync::CancellationToken;
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::{metrics, stream::StreamNames};
+
+pub const SERVICE_NAME: &str = "payments.v1.TransactionService";
+pub const POSTGRES_HEALTH: &str = "payments.v1.dependency.postgres";
+pub const REDIS_HEALTH: &str = "payments.v1.dependency.redis";
+
+/// A probe that takes longer than this counts as down.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub struct Monitor {
+    pub db: DatabaseConnection,
+    pub redis: Client,
+    pub names: StreamNames,
+    pub health: HealthReporter,
+    pub interval: Duration,
+}
+
+impl Monitor {
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            self.observe().await;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                () = tokio::time::sleep(self.interval) => {}
+            }
+        }
+        // Going away: tell load balancers first.
+        for name in ["", SERVICE_NAME] {
+            self.health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+    }
+
+    /// One look: probes both dependencies and samples the stream.
+    pub async fn observe(&self) {
+        let postgres_up = probe(self.db.execute_unprepared("SELECT 1")).await;
+        let redis_up = probe(self.redis.ping::<String>(None)).await;
+        for (name, dependency, up) in [
+            (POSTGRES_HEALTH, "postgres", postgres_up),
+            (REDIS_HEALTH, "redis", redis_up),
+        ] {
+            self.health.set_service_status(name, serving(up)).await;
+            ::metrics::gauge!(metrics::DEPENDENCY_UP, "dependency" => dependency)
+                .set(f64::from(u8::from(up)));
+        }
+        for name in ["", SERVICE_NAME] {
+            self.health
+                .set_service_status(name, serving(postgres_up && redis_up))
+                .await;
+        }
+        if redis_up {
+            self.sample_stream().await;
+        }
+    }
+
+    async fn sample_stream(&self) {
+        if let Ok(length) = self.redis.xlen::<u64, _>(&self.names.key).await {
+            ::metrics::gauge!(metrics::STREAM_LENGTH).set(length as f64);
+        }
+        let summary: Result<Vec<fred::types::Value>, _> = self
+            .redis
+            .xpending(&self.names.key, &self.names.group, ())
+            .await;
+        if let Some(pending) = summary
+            .ok()
+            .and_then(|s| s.first().and_then(fred::types::Value::as_u64))
+        {
+            ::metrics::gauge!(metrics::STREAM_PENDING).set(pending as f64);
+        }
+    }
+}
+
+async fn probe<T, E>(check: impl std::future::Future<Output = Result<T, E>>) -> bool {
+    matches!(tokio::time::timeout(PROBE_TIMEOUT, check).await, Ok(Ok(_)))
+}
+
+fn serving(up: bool) -> ServingStatus {
+    if up {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    }
+}
