@@ -7,6 +7,10 @@
 //! binaries' own defaults (`Config::from_lookup(|_| None)`), the binaries from the
 //! workspace members' manifests and the HTTP routes from the gateway's route modules.
 
+// A test binary: the helpers below panic with a message naming the file at fault, as the
+// tests themselves do (clippy's allow-expect-in-tests covers only `#[test]` functions).
+#![allow(clippy::expect_used)]
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
@@ -568,7 +572,7 @@ fn compose_ports(service: &Value) -> Vec<(Option<String>, u16)> {
                 let target = parts.last().expect("port").parse().expect("container port");
                 let published = match parts.as_slice() {
                     [_] => None,
-                    [.., host, _] if host.is_empty() => None,
+                    [.., "", _] => None,
                     [.., host, _] => Some((*host).to_owned()),
                     [] => None,
                 };
