@@ -131,6 +131,16 @@ fn default_port(binary: &str) -> Option<u16> {
     }
 }
 
+/// Every port a binary listens on by default: its main one, and the processor's metrics.
+fn default_ports(binary: &str) -> BTreeSet<u16> {
+    let mut ports: BTreeSet<u16> = default_port(binary).into_iter().collect();
+    if binary == PROCESSOR {
+        let defaults = processor::Config::from_lookup(|_| None).expect("processor defaults");
+        ports.insert(defaults.metrics_addr.port());
+    }
+    ports
+}
+
 /// The gateway's HTTP routes, read from its route modules.
 fn gateway_routes() -> BTreeSet<String> {
     let mut routes = BTreeSet::new();
@@ -470,10 +480,9 @@ fn runtime_images_are_slim_non_root_and_trust_public_cas() {
                 "{file}: runtime {runtime_base}"
             );
         }
-        let port = default_port(binary).expect("a listening binary");
         assert_eq!(
             dockerfile.exposed_ports(),
-            BTreeSet::from([port]),
+            default_ports(binary),
             "{file}: EXPOSE"
         );
     }
@@ -657,8 +666,15 @@ fn compose_ports_urls_and_healthchecks_agree_with_the_code() {
             let ports = compose_ports(service);
             assert!(!ports.is_empty(), "compose {name} publishes its port");
             for (_, target) in &ports {
-                assert_eq!(*target, port, "compose {name}: container port");
+                assert!(
+                    default_ports(binary).contains(target),
+                    "compose {name}: container port {target}"
+                );
             }
+            assert!(
+                ports.iter().any(|(_, target)| *target == port),
+                "compose {name}: publishes {port}"
+            );
             assert_eq!(
                 compose_healthcheck(name, service),
                 dockerfile.healthcheck().expect("a HEALTHCHECK"),
@@ -985,7 +1001,10 @@ fn deploy_files_name_only_variables_the_binaries_read() {
             let port = default_port(&binary);
             for entry in container["ports"].as_sequence().into_iter().flatten() {
                 let declared = entry["containerPort"].as_u64().map(|p| p as u16);
-                assert_eq!(declared, port, "{file}: {binary} containerPort");
+                assert!(
+                    declared.is_some_and(|p| default_ports(&binary).contains(&p)),
+                    "{file}: {binary} containerPort {declared:?}"
+                );
             }
             for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
                 let probe = &container[probe];
