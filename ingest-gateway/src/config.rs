@@ -13,6 +13,8 @@ pub const VARIABLES: &[&str] = &[
     "PROCESSOR_TIMEOUT",
     "MAX_BODY_BYTES",
     "LOG_FORMAT",
+    "RUST_LOG",
+    "ADMIN_TOKEN",
 ];
 
 #[derive(Clone, Debug)]
@@ -28,6 +30,33 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `LOG_FORMAT`: `text` or `json`.
     pub log_format: LogFormat,
+    /// `RUST_LOG`: log level and filters (`info` unless set).
+    pub log_filter: Option<String>,
+    /// `ADMIN_TOKEN`: bearer token of the admin routes; unset disables them.
+    pub admin_token: Option<AdminToken>,
+}
+
+/// A bearer token that never prints and compares in constant time.
+#[derive(Clone)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    pub fn matches(&self, presented: &str) -> bool {
+        let (expected, presented) = (self.0.as_bytes(), presented.as_bytes());
+        // Compare every byte whatever the first difference, so timing tells nothing.
+        expected.len() == presented.len()
+            && expected
+                .iter()
+                .zip(presented)
+                .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+                == 0
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(redacted)")
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +96,12 @@ impl Config {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
                 other => bail!("LOG_FORMAT={other:?} must be text or json"),
+            },
+            log_filter: lookup("RUST_LOG"),
+            admin_token: match lookup("ADMIN_TOKEN") {
+                None => None,
+                Some(token) if token.len() >= 16 => Some(AdminToken(token)),
+                Some(_) => bail!("ADMIN_TOKEN must be at least 16 characters"),
             },
         })
     }

@@ -51,6 +51,12 @@ pub enum ApiError {
     Unavailable(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not ready")]
+    NotReady(Vec<FieldError>),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -107,6 +113,9 @@ impl ApiError {
                 "method-not-allowed",
                 "Method not allowed",
             ),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready"),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -132,6 +141,11 @@ impl ApiError {
                 "the service cannot take this request now; retry later".to_owned()
             }
             Self::MethodNotAllowed => "this method is not allowed on this resource".to_owned(),
+            Self::Unauthorized(what) | Self::Forbidden(what) => what.clone(),
+            Self::NotReady(down) => {
+                let names: Vec<&str> = down.iter().map(|d| d.field.as_str()).collect();
+                format!("not ready: {} down", names.join(", "))
+            }
             // The cause is logged, never sent: it may hold internals.
             Self::Internal(_) => "an internal error occurred".to_owned(),
         }
@@ -148,7 +162,9 @@ impl IntoResponse for ApiError {
         }
         let kind = format!("urn:payment-webhooks:problem:{slug}");
         let errors = match &self {
-            Self::InvalidFields(errors) | Self::Conflict(_, errors) => errors.as_slice(),
+            Self::InvalidFields(errors) | Self::Conflict(_, errors) | Self::NotReady(errors) => {
+                errors.as_slice()
+            }
             _ => &[],
         };
         let problem = Problem {
@@ -190,6 +206,8 @@ impl From<tonic::Status> for ApiError {
             Code::InvalidArgument => Self::InvalidFields(field_errors()),
             Code::NotFound => Self::NotFound(status.message().to_owned()),
             Code::AlreadyExists => Self::Conflict(status.message().to_owned(), field_errors()),
+            // Such as retrying a transaction that is not FAILED: the resource's state conflicts.
+            Code::FailedPrecondition => Self::Conflict(status.message().to_owned(), Vec::new()),
             Code::Unavailable
             | Code::DeadlineExceeded
             | Code::ResourceExhausted

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod conversions;
 pub mod error;
+pub mod metrics;
 pub mod payload;
 pub mod processor_client;
 pub mod routes;
@@ -24,6 +25,8 @@ use processor_client::ProcessorClient;
 pub struct AppState {
     pub processor: ProcessorClient,
     pub max_body_bytes: usize,
+    pub admin_token: Option<config::AdminToken>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 pub struct Application {
@@ -51,6 +54,8 @@ pub fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Res
     let state = AppState {
         processor,
         max_body_bytes: config.max_body_bytes,
+        admin_token: config.admin_token.clone(),
+        metrics: metrics::handle(),
     };
     Ok(Application {
         listener,

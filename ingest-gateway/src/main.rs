@@ -11,7 +11,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
+    telemetry::init(config.log_format, config.log_filter.as_deref());
     let application = match ingest_gateway::build(config.clone()).await {
         Ok(application) => application,
         Err(error) => {

@@ -9,6 +9,9 @@ use tonic::{
     metadata::MetadataValue,
     transport::{Channel, Endpoint},
 };
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 use crate::payload::WebhookPayload;
 
@@ -18,8 +21,16 @@ pub const REQUEST_ID_KEY: &str = "x-request-id";
 #[derive(Clone)]
 pub struct ProcessorClient {
     client: TransactionServiceClient<Channel>,
+    health: HealthClient<Channel>,
     deadline: Duration,
 }
+
+/// Health names the processor reports (see `processor/src/monitor.rs`).
+pub const SERVICE_HEALTH: &str = "payments.v1.TransactionService";
+pub const DEPENDENCY_HEALTH: [(&str, &str); 2] = [
+    ("postgres", "payments.v1.dependency.postgres"),
+    ("redis", "payments.v1.dependency.redis"),
+];
 
 impl ProcessorClient {
     /// Does not connect yet: the gateway starts, and answers 503, while the processor is down.
@@ -30,7 +41,8 @@ impl ProcessorClient {
             .tcp_nodelay(true)
             .connect_lazy();
         Ok(Self {
-            client: TransactionServiceClient::new(channel),
+            client: TransactionServiceClient::new(channel.clone()),
+            health: HealthClient::new(channel),
             deadline,
         })
     }
@@ -61,6 +73,46 @@ impl ProcessorClient {
             .get_transaction(request)
             .await?
             .into_inner())
+    }
+
+    pub async fn list(
+        &self,
+        request: pb::ListTransactionsRequest,
+        request_id: Option<&str>,
+    ) -> Result<pb::ListTransactionsResponse, tonic::Status> {
+        let request = self.request(request, request_id);
+        Ok(self
+            .client
+            .clone()
+            .list_transactions(request)
+            .await?
+            .into_inner())
+    }
+
+    pub async fn retry(
+        &self,
+        transaction_id: String,
+        request_id: Option<&str>,
+    ) -> Result<pb::Transaction, tonic::Status> {
+        let request = self.request(pb::RetryTransactionRequest { transaction_id }, request_id);
+        Ok(self
+            .client
+            .clone()
+            .retry_transaction(request)
+            .await?
+            .into_inner())
+    }
+
+    /// Whether the processor reports `service` as SERVING.
+    pub async fn serving(&self, service: &str) -> Result<bool, tonic::Status> {
+        let request = self.request(
+            HealthCheckRequest {
+                service: service.to_owned(),
+            },
+            None,
+        );
+        let answer = self.health.clone().check(request).await?.into_inner();
+        Ok(answer.status() == ServingStatus::Serving)
     }
 
     fn request<T>(&self, message: T, request_id: Option<&str>) -> Request<T> {

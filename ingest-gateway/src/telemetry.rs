@@ -4,9 +4,11 @@ use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::LogFormat;
 
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
+/// `filter` is `RUST_LOG`'s value; `info` by default.
+pub fn init(format: LogFormat, filter: Option<&str>) {
+    let filter = filter
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
     let builder = fmt().with_env_filter(filter);
     // A second init (tests start many servers in one process) is harmless: keep the first.
     let _ = match format {

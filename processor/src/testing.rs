@@ -9,6 +9,8 @@ use crate::{Config, db};
 use fred::prelude::{Client, ClientLike, KeysInterface, StreamsInterface};
 use payments_proto::v1::{self as pb, transaction_service_client::TransactionServiceClient};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use std::process::{Child, Command, Stdio};
+
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -324,4 +326,90 @@ pub async fn settle(db: &DatabaseConnection, limit: Duration) -> bool {
         count_by_status(db, "PROCESSING").await == 0
     })
     .await
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// A redis-server of the test's own, without persistence, on a free port.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+        };
+        server.restart().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Stops the server abruptly; its data is gone (no persistence).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed");
+        self.child = Some(child);
+        let url = self.url();
+        let up = eventually(Duration::from_secs(10), || async {
+            let client = fred::prelude::Client::new(
+                fred::prelude::Config::from_url(&url).expect("url"),
+                None,
+                None,
+                None,
+            );
+            fred::prelude::ClientLike::init(&client).await.is_ok()
+        })
+        .await;
+        assert!(up, "redis-server did not start on port {}", self.port);
+    }
+
+    /// FLUSHALL: Redis loses every key while the processor runs.
+    pub async fn flush_all(&self) {
+        let status = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "FLUSHALL"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli");
+        assert!(status.success());
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -1,6 +1,8 @@
 //! Every route of the REST API, merged in one place with the layers that wrap them.
 
+mod admin;
 mod health;
+mod readiness;
 mod transactions;
 mod webhooks;
 
@@ -20,8 +22,18 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(webhooks::router())
         .merge(transactions::router())
+        .merge(readiness::router())
+        .merge(admin::router())
+        .route(
+            "/metrics",
+            axum::routing::get(|axum::extract::State(state): axum::extract::State<AppState>| async move {
+                state.metrics.render()
+            }),
+        )
         .fallback(|| async { ApiError::NotFound("no such resource".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // Inside the routing, so each request is counted under its matched route.
+        .route_layer(axum::middleware::from_fn(crate::metrics::record))
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // Outermost first: the request id is set before the trace span opens, so the span

@@ -1,17 +1,30 @@
-//! `GET /v1/transactions/{transaction_id}`: a transaction's stored state.
+//! `GET /v1/transactions/{transaction_id}`: a transaction's stored state, and
+//! `GET /v1/transactions?status=…`: a page of them, newest first (the REST mirror of
+//! ListTransactions).
+
+use std::collections::HashMap;
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::HeaderMap,
     routing::get,
 };
+use chrono::{DateTime, Utc};
+use payments_proto::v1 as pb;
+use serde::Serialize;
 
 use super::request_id;
-use crate::{AppState, conversions::TransactionView, error::Result};
+use crate::{
+    AppState,
+    conversions::TransactionView,
+    error::{ApiError, FieldError, Result},
+};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/transactions/{transaction_id}", get(get_transaction))
+    Router::new()
+        .route("/v1/transactions", get(list_transactions))
+        .route("/v1/transactions/{transaction_id}", get(get_transaction))
 }
 
 async fn get_transaction(
@@ -24,4 +37,78 @@ async fn get_transaction(
         .get(transaction_id, request_id(&headers))
         .await?;
     Ok(Json(TransactionView::try_from(transaction)?))
+}
+
+#[derive(Serialize)]
+struct TransactionPage {
+    transactions: Vec<TransactionView>,
+    /// Pass as `page_token` for the next page; null on the last one.
+    next_page_token: Option<String>,
+}
+
+async fn list_transactions(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Json<TransactionPage>> {
+    let request = list_request(&query)?;
+    let page = state.processor.list(request, request_id(&headers)).await?;
+    Ok(Json(TransactionPage {
+        transactions: page
+            .transactions
+            .into_iter()
+            .map(TransactionView::try_from)
+            .collect::<Result<_>>()?,
+        next_page_token: Some(page.next_page_token).filter(|token| !token.is_empty()),
+    }))
+}
+
+/// The query string as a ListTransactions request, each bad parameter named.
+fn list_request(query: &HashMap<String, String>) -> Result<pb::ListTransactionsRequest> {
+    let mut errors = Vec::new();
+    let mut request = pb::ListTransactionsRequest::default();
+    for (name, value) in query {
+        match name.as_str() {
+            "status" => match value.as_str() {
+                "PROCESSING" => request.set_status(pb::TransactionStatus::Processing),
+                "PROCESSED" => request.set_status(pb::TransactionStatus::Processed),
+                "FAILED" => request.set_status(pb::TransactionStatus::Failed),
+                _ => errors.push(FieldError::new(
+                    name,
+                    "must be PROCESSING, PROCESSED or FAILED",
+                )),
+            },
+            "created_after" | "created_before" => match value.parse::<DateTime<Utc>>() {
+                Ok(at) => {
+                    let timestamp = Some(prost_types::Timestamp {
+                        seconds: at.timestamp(),
+                        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or_default(),
+                    });
+                    if name == "created_after" {
+                        request.created_after = timestamp;
+                    } else {
+                        request.created_before = timestamp;
+                    }
+                }
+                Err(_) => errors.push(FieldError::new(
+                    name,
+                    "must be an RFC 3339 time such as 2025-10-31T10:30:00Z",
+                )),
+            },
+            "page_size" => match value.parse::<u32>() {
+                Ok(size) => request.page_size = size,
+                Err(_) => errors.push(FieldError::new(
+                    name,
+                    "must be a whole number from 1 to 500",
+                )),
+            },
+            "page_token" => request.page_token.clone_from(value),
+            _ => errors.push(FieldError::new(name, "is not a parameter of this list")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(request)
+    } else {
+        Err(ApiError::InvalidFields(errors))
+    }
 }

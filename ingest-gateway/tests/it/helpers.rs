@@ -23,9 +23,17 @@ pub struct Stack {
 impl Stack {
     /// Processor (with `delay`) and gateway, both started and listening.
     pub async fn start(delay: &'static str) -> Self {
-        let setup = Setup::new(delay).await;
+        Self::start_with(Setup::new(delay).await, &[]).await
+    }
+
+    /// As `start`, with the processor set up by `setup` and the gateway given `gateway_env`.
+    pub async fn start_with(setup: Setup, gateway_env: &[(&str, &str)]) -> Self {
+        // The gateway's metrics recorder first: metrics are process-wide, and the test
+        // reads the gateway's /metrics.
+        ingest_gateway::metrics::handle();
         let processor = setup.start().await;
-        let (gateway_addr, gateway_shutdown, gateway) = start_gateway(&processor.url()).await;
+        let (gateway_addr, gateway_shutdown, gateway) =
+            start_gateway(&processor.url(), gateway_env).await;
         Self {
             setup,
             processor,
@@ -91,18 +99,23 @@ impl Stack {
 
 pub async fn start_gateway(
     processor_url: &str,
+    extra: &[(&str, &str)],
 ) -> (
     SocketAddr,
     CancellationToken,
     JoinHandle<anyhow::Result<()>>,
 ) {
-    let pairs = [
+    let mut pairs = vec![
         ("HTTP_ADDR", "127.0.0.1:0".to_owned()),
         ("PROCESSOR_URL", processor_url.to_owned()),
         // Generous: debug builds on a loaded 2-core machine.
         ("PROCESSOR_TIMEOUT", "10s".to_owned()),
         ("MAX_BODY_BYTES", "4096".to_owned()),
     ];
+    for (name, value) in extra {
+        pairs.retain(|(existing, _)| existing != name);
+        pairs.push((*name, (*value).to_owned()));
+    }
     let config = ingest_gateway::Config::from_lookup(|name| {
         pairs
             .iter()

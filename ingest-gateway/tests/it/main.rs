@@ -6,6 +6,7 @@
 mod helpers;
 
 mod health;
+mod operations;
 mod transactions;
 mod validation;
 mod webhooks;

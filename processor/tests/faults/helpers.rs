@@ -4,7 +4,6 @@
 
 use std::{
     fs::File,
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
@@ -15,16 +14,11 @@ use processor::testing::{Setup, eventually};
 use tonic::transport::Channel;
 
 pub use processor::testing::{
-    assert_each_accepted_finished_exactly_once, count_by_status, request, settle, unique_id,
+    RedisServer, assert_each_accepted_finished_exactly_once, count_by_status, request, settle,
+    unique_id,
 };
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
-}
+pub use processor::testing::free_port;
 
 fn log_file(name: &str) -> (File, PathBuf) {
     let path = std::env::temp_dir().join(format!(
@@ -160,84 +154,6 @@ pub async fn get(client: &TransactionServiceClient<Channel>, id: &str) -> pb::Tr
         .await
         .expect("get")
         .into_inner()
-}
-
-/// A redis-server of the test's own, without persistence, on a free port.
-pub struct RedisServer {
-    child: Option<Child>,
-    pub port: u16,
-}
-
-impl RedisServer {
-    pub async fn start() -> Self {
-        let mut server = Self {
-            child: None,
-            port: free_port(),
-        };
-        server.restart().await;
-        server
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// Stops the server abruptly; its data is gone (no persistence).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port, empty.
-    pub async fn restart(&mut self) {
-        self.stop();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed");
-        self.child = Some(child);
-        let url = self.url();
-        let up = eventually(Duration::from_secs(10), || async {
-            let client = fred::prelude::Client::new(
-                fred::prelude::Config::from_url(&url).expect("url"),
-                None,
-                None,
-                None,
-            );
-            fred::prelude::ClientLike::init(&client).await.is_ok()
-        })
-        .await;
-        assert!(up, "redis-server did not start on port {}", self.port);
-    }
-
-    /// FLUSHALL: Redis loses every key while the processor runs.
-    pub async fn flush_all(&self) {
-        let status = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "FLUSHALL"])
-            .stdout(Stdio::null())
-            .status()
-            .expect("redis-cli");
-        assert!(status.success());
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// A PostgreSQL cluster of the test's own, made with the installed server's initdb and

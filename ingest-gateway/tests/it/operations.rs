@@ -1,0 +1,261 @@
+//! What operators see through the gateway: readiness, metrics, the list, the admin retry.
+
+use std::time::Duration;
+
+use processor::testing::{RedisServer, Setup};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{
+    Stack, expect_problem, problem_fields, seed_webhook, start_gateway, unique_id,
+};
+
+#[tokio::test]
+async fn readyz_follows_the_processors_dependencies() {
+    let mut redis = RedisServer::start().await;
+    let mut setup = Setup::new("30s").await;
+    setup
+        .set("REDIS_URL", redis.url())
+        .set("RECONCILE_INTERVAL", "200ms");
+    let stack = Stack::start_with(setup, &[]).await;
+    let ready = stack
+        .http
+        .get(stack.url("/readyz"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(ready.status(), StatusCode::OK);
+
+    redis.stop();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut last = Value::Null;
+    let mut went_down = false;
+    while tokio::time::Instant::now() < deadline {
+        let answer = stack
+            .http
+            .get(stack.url("/readyz"))
+            .send()
+            .await
+            .expect("answer");
+        if answer.status() == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(answer.headers().contains_key("retry-after"));
+            last = answer.json().await.expect("problem");
+            went_down = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(went_down, "readyz stayed 200 with Redis stopped");
+    assert_eq!(problem_fields(&last), vec!["redis"], "{last}");
+
+    redis.restart().await;
+    let back = processor::testing::eventually(Duration::from_secs(20), || async {
+        stack
+            .http
+            .get(stack.url("/readyz"))
+            .send()
+            .await
+            .is_ok_and(|a| a.status() == StatusCode::OK)
+    })
+    .await;
+    assert!(back, "readyz came back to 200");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_processor_is_503_with_retry_after_never_a_hang() {
+    let port = processor::testing::free_port();
+    let (addr, shutdown, task) = start_gateway(
+        &format!("http://127.0.0.1:{port}"),
+        &[("PROCESSOR_TIMEOUT", "450ms")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let started = tokio::time::Instant::now();
+    let webhook = http
+        .post(format!("http://{addr}/v1/webhooks/transactions"))
+        .json(&seed_webhook(&unique_id("down")))
+        .send()
+        .await
+        .expect("answer");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        webhook
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("2")
+    );
+    expect_problem(webhook, StatusCode::SERVICE_UNAVAILABLE).await;
+    let readyz = http
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .expect("answer");
+    let problem = expect_problem(readyz, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(problem_fields(&problem), vec!["processor"]);
+    shutdown.cancel();
+    task.await.expect("task").expect("clean stop");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let stack = Stack::start("30s").await;
+    let id = unique_id("metrics");
+    assert_eq!(
+        stack.post_webhook(&seed_webhook(&id)).await.status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(stack.get_transaction(&id).await.status(), StatusCode::OK);
+    let text = stack
+        .http
+        .get(stack.url("/metrics"))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    for series in [
+        r#"route="/v1/webhooks/transactions",status="202""#,
+        r#"route="/v1/transactions/{transaction_id}",status="200""#,
+        "gateway_http_request_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(series), "{series} missing from /metrics");
+    }
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_list_pages_newest_first_and_names_bad_parameters() {
+    let stack = Stack::start("30s").await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let id = unique_id("list");
+        assert_eq!(
+            stack.post_webhook(&seed_webhook(&id)).await.status(),
+            StatusCode::ACCEPTED
+        );
+        ids.push(id);
+    }
+    let mut seen = Vec::new();
+    let mut url = stack.url("/v1/transactions?status=PROCESSING&page_size=4");
+    loop {
+        let page: Value = stack
+            .http
+            .get(&url)
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("JSON");
+        for transaction in page["transactions"].as_array().expect("a list") {
+            seen.push(
+                transaction["transaction_id"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned(),
+            );
+        }
+        match page["next_page_token"].as_str() {
+            Some(token) => {
+                url = stack.url(&format!(
+                    "/v1/transactions?status=PROCESSING&page_size=4&page_token={token}"
+                ))
+            }
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids);
+
+    let bad = stack
+        .http
+        .get(stack.url("/v1/transactions?status=DONE&created_after=yesterday"))
+        .send()
+        .await
+        .expect("answer");
+    let problem = expect_problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let mut fields = problem_fields(&problem);
+    fields.sort();
+    assert_eq!(fields, vec!["created_after", "status"]);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_retry_needs_the_token_and_a_failed_transaction() {
+    const TOKEN: &str = "test-admin-token-0123456789";
+    let mut setup = Setup::new("100ms").await;
+    setup
+        .set("SIMULATED_FAILURE_ID_PREFIX", "fail_")
+        .set("MAX_ATTEMPTS", "1");
+    let stack = Stack::start_with(setup, &[("ADMIN_TOKEN", TOKEN)]).await;
+    let failing = unique_id("fail");
+    let fine = unique_id("fine");
+    for id in [&failing, &fine] {
+        assert_eq!(
+            stack.post_webhook(&seed_webhook(id)).await.status(),
+            StatusCode::ACCEPTED
+        );
+    }
+    assert_eq!(
+        stack
+            .wait_until_finished(&failing, Duration::from_secs(10))
+            .await["status"],
+        "FAILED"
+    );
+    assert_eq!(
+        stack
+            .wait_until_finished(&fine, Duration::from_secs(10))
+            .await["status"],
+        "PROCESSED"
+    );
+
+    let retry = |id: &str, token: Option<&str>| {
+        let mut request = stack
+            .http
+            .post(stack.url(&format!("/v1/transactions/{id}/retry")));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    expect_problem(
+        retry(&failing, None).await.expect("answer"),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    expect_problem(
+        retry(&failing, Some("wrong-token-0123456789"))
+            .await
+            .expect("answer"),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    expect_problem(
+        retry(&fine, Some(TOKEN)).await.expect("answer"),
+        StatusCode::CONFLICT,
+    )
+    .await;
+
+    let accepted = retry(&failing, Some(TOKEN)).await.expect("answer");
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let body: Value = accepted.json().await.expect("JSON");
+    assert_eq!(body["status"], "PROCESSING");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_api_is_off_without_a_token() {
+    let stack = Stack::start("30s").await;
+    let answer = stack
+        .http
+        .post(stack.url(&format!("/v1/transactions/{}/retry", unique_id("x"))))
+        .bearer_auth("anything-at-all-0123456789")
+        .send()
+        .await
+        .expect("answer");
+    expect_problem(answer, StatusCode::FORBIDDEN).await;
+    stack.stop().await;
+}
