@@ -34,6 +34,8 @@ pub const VARIABLES: &[&str] = &[
     "METRICS_ADDR",
     "WATCH_POLL_INTERVAL",
     "RUST_LOG",
+    "INGEST_BATCH_SIZE",
+    "INGEST_WRITERS",
 ];
 
 #[derive(Clone, Debug)]
@@ -90,6 +92,10 @@ pub struct Config {
     pub metrics_addr: SocketAddr,
     /// `WATCH_POLL_INTERVAL`: how often a WatchTransaction stream looks for changes.
     pub watch_poll_interval: Duration,
+    /// `INGEST_BATCH_SIZE`: most webhooks stored by one INSERT.
+    pub ingest_batch_size: usize,
+    /// `INGEST_WRITERS`: ingest batches written at once.
+    pub ingest_writers: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +154,8 @@ impl Config {
             simulated_failure_id_prefix: lookup("SIMULATED_FAILURE_ID_PREFIX")
                 .filter(|p| !p.is_empty()),
             metrics_addr: parse_addr("METRICS_ADDR", &get("METRICS_ADDR", "0.0.0.0:9090"))?,
+            ingest_batch_size: parse_number("INGEST_BATCH_SIZE", &get("INGEST_BATCH_SIZE", "256"))?,
+            ingest_writers: parse_number("INGEST_WRITERS", &get("INGEST_WRITERS", "4"))?,
             watch_poll_interval: parse_duration(
                 "WATCH_POLL_INTERVAL",
                 &get("WATCH_POLL_INTERVAL", "250ms"),

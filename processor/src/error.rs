@@ -28,6 +28,8 @@ pub enum Error {
     Database(#[from] DbErr),
     #[error("redis: {0}")]
     Redis(#[from] fred::error::Error),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -50,8 +52,19 @@ impl Error {
                         | sqlx::Error::Tls(_)
                 )
             }
-            Self::Redis(_) => true,
+            Self::Redis(_) | Self::Unavailable(_) => true,
             _ => false,
+        }
+    }
+}
+
+impl Error {
+    /// An equivalent error for each caller of a batch that failed as a whole.
+    pub fn duplicate(&self) -> Self {
+        if self.is_unavailable() {
+            Self::Unavailable(self.to_string())
+        } else {
+            Self::Internal(self.to_string())
         }
     }
 }
@@ -93,7 +106,7 @@ impl From<Error> for Status {
                 }
                 Status::with_error_details(Code::AlreadyExists, conflict.to_string(), details)
             }
-            Error::Database(_) | Error::Redis(_) | Error::Internal(_) => {
+            Error::Database(_) | Error::Redis(_) | Error::Unavailable(_) | Error::Internal(_) => {
                 // The cause goes to the log; the caller gets an opaque answer.
                 tracing::error!(error = %error, "internal error");
                 Status::internal("internal error")

@@ -139,11 +139,15 @@ pub async fn build_with_listeners(
         interval: config.reconcile_interval,
         stream_lost,
     };
-    let ingestor = Ingestor {
+    let ingestor = Ingestor::start(
         db,
         publisher,
-        republish_after: config.republish_after,
-    };
+        ingest::BatchSettings {
+            max_batch: config.ingest_batch_size,
+            writers: config.ingest_writers,
+            republish_after: config.republish_after,
+        },
+    );
     Ok(Application {
         listener,
         metrics_listener,

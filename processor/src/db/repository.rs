@@ -8,51 +8,67 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveValue::{NotSet, Set},
-    ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement, TryInsertResult, Value,
-};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, Statement, Value};
 
-use super::entity::{self, Column, Entity as Transactions};
+use super::entity::{self, Entity as Transactions};
 use crate::domain::NewTransaction;
 
 pub use entity::Model as StoredTransaction;
 
-/// Inserts the transaction unless its id exists; `None` means it already existed.
-/// One statement (`INSERT … ON CONFLICT DO NOTHING RETURNING`), so concurrent duplicates
-/// make exactly one row. `republish_after` is when the outbox publishes it again if no
-/// consumer has claimed it by then.
-pub async fn insert_if_absent(
+/// Inserts every transaction whose id does not exist yet, in one statement; returns the
+/// rows it created. Ids must be distinct within the call.
+pub async fn insert_many_if_absent(
     db: &impl ConnectionTrait,
-    transaction: &NewTransaction,
+    transactions: &[&NewTransaction],
     republish_after: Duration,
-) -> Result<Option<StoredTransaction>, DbErr> {
-    let row = entity::ActiveModel {
-        transaction_id: Set(transaction.transaction_id.to_string()),
-        source_account: Set(transaction.source_account.to_string()),
-        destination_account: Set(transaction.destination_account.to_string()),
-        amount: Set(transaction.amount.value()),
-        currency: Set(transaction.currency.code().to_owned()),
-        republish_at: Set(Utc::now() + chrono_duration(republish_after)),
-        status: NotSet,
-        attempts: NotSet,
-        last_error: NotSet,
-        created_at: NotSet,
-        updated_at: NotSet,
-        processed_at: NotSet,
-        lease_owner: NotSet,
-        lease_expires_at: NotSet,
+) -> Result<Vec<StoredTransaction>, DbErr> {
+    let column = |field: fn(&NewTransaction) -> String| -> Value {
+        transactions
+            .iter()
+            .map(|t| field(t))
+            .collect::<Vec<String>>()
+            .into()
     };
-    let result = Transactions::insert(row)
-        .on_conflict_do_nothing_on([Column::TransactionId])
-        // `_many`: on a conflict it yields no row, where the single-row form reports
-        // RecordNotFound (sea-orm 2.0.4) and would look like an error.
-        .exec_with_returning_many(db)
+    let rows = db
+        .query_all_raw(statement(
+            "INSERT INTO transactions
+                    (transaction_id, source_account, destination_account, amount, currency, republish_at)
+             SELECT id, source, destination, amount::numeric, currency,
+                    now() + $6 * interval '1 millisecond'
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                    AS t(id, source, destination, amount, currency)
+             ON CONFLICT (transaction_id) DO NOTHING
+             RETURNING *",
+            [
+                column(|t| t.transaction_id.to_string()),
+                column(|t| t.source_account.to_string()),
+                column(|t| t.destination_account.to_string()),
+                // As text: NUMERIC parses it exactly.
+                column(|t| t.amount.value().to_string()),
+                column(|t| t.currency.code().to_owned()),
+                millis(republish_after),
+            ],
+        ))
         .await?;
-    Ok(match result {
-        TryInsertResult::Inserted(stored) => stored.into_iter().next(),
-        TryInsertResult::Conflicted | TryInsertResult::Empty => None,
-    })
+    rows.iter()
+        .map(|row| StoredTransaction::from_query_result(row, ""))
+        .collect()
+}
+
+/// The stored transactions among `transaction_ids`.
+pub async fn find_many(
+    db: &impl ConnectionTrait,
+    transaction_ids: &[String],
+) -> Result<Vec<StoredTransaction>, DbErr> {
+    let rows = db
+        .query_all_raw(statement(
+            "SELECT * FROM transactions WHERE transaction_id = ANY($1::text[])",
+            [transaction_ids.to_vec().into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| StoredTransaction::from_query_result(row, ""))
+        .collect()
 }
 
 pub async fn find(
@@ -246,8 +262,4 @@ fn statement<const N: usize>(sql: &str, values: [Value; N]) -> Statement {
 
 fn millis(duration: Duration) -> Value {
     (duration.as_secs_f64() * 1_000.0).into()
-}
-
-fn chrono_duration(duration: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }

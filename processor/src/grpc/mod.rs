@@ -14,6 +14,9 @@ use tonic_health::{
 
 use transaction_service::TransactionServiceImpl;
 
+/// Streams a client may reset before the server accepted them, before it is cut off.
+const MAX_PENDING_RESET_STREAMS: usize = 10_000;
+
 /// Serves until `shutdown`, then lets in-flight calls finish.
 pub async fn serve(
     listener: TcpListener,
@@ -26,6 +29,10 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     tonic::transport::Server::builder()
+        // Callers are internal (the gateway) and hang up whenever their deadline passes:
+        // under load that is many resets at once, which h2's default (20) treats as an
+        // attack and answers with GOAWAY, failing every call on the connection.
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESET_STREAMS))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -30,4 +30,23 @@ impl Publisher {
             .xadd(&self.stream_key, false, None, "*", fields)
             .await
     }
+
+    /// Appends one entry per `(transaction_id, request_id)` in one pipelined round trip.
+    pub async fn publish_many(
+        &self,
+        entries: &[(String, Option<String>)],
+    ) -> Result<(), fred::error::Error> {
+        let pipeline = self.client.pipeline();
+        for (transaction_id, request_id) in entries {
+            let mut fields = vec![(TRANSACTION_ID_FIELD, transaction_id.as_str())];
+            if let Some(request_id) = request_id {
+                fields.push((REQUEST_ID_FIELD, request_id.as_str()));
+            }
+            let () = pipeline
+                .xadd(&self.stream_key, false, None, "*", fields)
+                .await?;
+        }
+        let _: Vec<fred::types::Value> = pipeline.all().await?;
+        Ok(())
+    }
 }

@@ -53,7 +53,7 @@ async fn callers_that_hang_up_lose_no_committed_transaction() {
             let mut client = TransactionServiceClient::new(channel.clone());
             let request = request(&unique_id("hangup"), "10");
             tokio::spawn(async move {
-                let patience = Duration::from_micros(500 + (n % 40) * 5_000);
+                let patience = Duration::from_micros(500 + n * 5_000);
                 tokio::time::timeout(patience, client.ingest_transaction(request))
                     .await
                     .is_ok_and(|answer| answer.is_ok())
@@ -87,5 +87,45 @@ async fn callers_that_hang_up_lose_no_committed_transaction() {
         processed,
         "one publication per committed row"
     );
+    processor.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_different_payloads_for_one_id_make_one_row_and_conflicts() {
+    let setup = Setup::new("30s").await;
+    let processor = setup.start().await;
+    let channel = processor.channel().await;
+    let id = unique_id("race");
+
+    let calls: Vec<_> = (0..40)
+        .map(|n| {
+            let mut client = TransactionServiceClient::new(channel.clone());
+            let amount = if n % 2 == 0 { "100" } else { "200" };
+            let request = request(&id, amount);
+            tokio::spawn(async move { (amount, client.ingest_transaction(request).await) })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for call in calls {
+        outcomes.push(call.await.expect("task"));
+    }
+    let winners: Vec<&str> = outcomes
+        .iter()
+        .filter(|(_, answer)| answer.as_ref().is_ok_and(|r| r.get_ref().created))
+        .map(|(amount, _)| *amount)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one call creates the row");
+    for (amount, answer) in &outcomes {
+        match answer {
+            Ok(_) => assert_eq!(*amount, winners[0], "only the stored payload is accepted"),
+            Err(status) => {
+                assert_eq!(*amount, if winners[0] == "100" { "200" } else { "100" });
+                assert_eq!(status.code(), tonic::Code::AlreadyExists);
+            }
+        }
+    }
+    let db = setup.database().await;
+    assert_eq!(count_by_status(&db, "PROCESSING").await, 1);
+    assert_eq!(setup.entries_ever_added().await, 1);
     processor.stop().await;
 }

@@ -1,0 +1,201 @@
+//! Groups concurrent ingests: whatever is waiting when a writer is free goes into one
+//! `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING *` and one pipelined
+//! XADD, and each caller gets its own outcome. Under light load a batch is one webhook and
+//! nothing waits; under heavy load batches grow while the previous ones are written, so
+//! PostgreSQL commits far fewer, larger transactions. The writers are tasks of their own:
+//! a caller that hangs up cannot cut a commit-and-publish in half.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::{Ingested, differences};
+use crate::{
+    db::repository::{self, StoredTransaction},
+    domain::NewTransaction,
+    error::{Error, Result},
+    stream::publisher::Publisher,
+};
+
+/// Longest an answer waits for the XADDs after the commit. A slow or absent Redis must not
+/// turn a committed transaction into an error: the publish goes on in the background,
+/// and if it fails the outbox publishes the rows later.
+const PUBLISH_WAIT: Duration = Duration::from_millis(100);
+
+/// One caller's ingest, waiting for its batch.
+pub struct Pending {
+    pub transaction: NewTransaction,
+    pub request_id: Option<String>,
+    pub reply: oneshot::Sender<Result<Ingested>>,
+}
+
+#[derive(Clone)]
+pub struct BatchSettings {
+    /// Most webhooks in one INSERT.
+    pub max_batch: usize,
+    /// Batches written at once (each holds one database connection while it runs).
+    pub writers: usize,
+    pub republish_after: Duration,
+}
+
+/// Starts the writers; ingests go in through the returned sender. The writers stop once
+/// every sender is dropped and the queue is empty.
+pub fn start(
+    db: DatabaseConnection,
+    publisher: Publisher,
+    settings: BatchSettings,
+) -> mpsc::Sender<Pending> {
+    let (sender, receiver) = mpsc::channel(settings.max_batch * settings.writers * 4);
+    let receiver = Arc::new(Mutex::new(receiver));
+    for _ in 0..settings.writers {
+        let writer = Writer {
+            db: db.clone(),
+            publisher: publisher.clone(),
+            settings: settings.clone(),
+        };
+        tokio::spawn(writer.run(receiver.clone()));
+    }
+    sender
+}
+
+struct Writer {
+    db: DatabaseConnection,
+    publisher: Publisher,
+    settings: BatchSettings,
+}
+
+impl Writer {
+    async fn run(self, queue: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+        loop {
+            let mut batch = Vec::with_capacity(self.settings.max_batch);
+            {
+                let mut queue = queue.lock().await;
+                // Wait for one, then take whatever else is already waiting.
+                if queue.recv_many(&mut batch, self.settings.max_batch).await == 0 {
+                    return;
+                }
+            }
+            self.write(batch).await;
+        }
+    }
+
+    async fn write(&self, batch: Vec<Pending>) {
+        // One caller per id goes into the INSERT; repeats within the batch are compared
+        // with what it stored, like repeats across batches.
+        let mut first_of_id: HashMap<String, usize> = HashMap::new();
+        for (index, pending) in batch.iter().enumerate() {
+            first_of_id
+                .entry(pending.transaction.transaction_id.to_string())
+                .or_insert(index);
+        }
+        let mut distinct: Vec<usize> = first_of_id.values().copied().collect();
+        distinct.sort_unstable();
+        let candidates: Vec<&NewTransaction> =
+            distinct.iter().map(|&i| &batch[i].transaction).collect();
+
+        let outcome = self.store(&candidates).await;
+        let (created, existing) = match outcome {
+            Ok(stored) => stored,
+            Err(error) => {
+                for pending in batch {
+                    let _ = pending.reply.send(Err(error.duplicate()));
+                }
+                return;
+            }
+        };
+        self.publish(&batch, &created).await;
+        for (index, pending) in batch.into_iter().enumerate() {
+            let id = pending.transaction.transaction_id.as_str();
+            let answer = if first_of_id.get(id) == Some(&index) {
+                created.get(id).map(|stored| Ingested {
+                    created: true,
+                    transaction: stored.clone(),
+                })
+            } else {
+                None
+            };
+            let answer = match answer {
+                Some(ingested) => Ok(ingested),
+                None => match created.get(id).or_else(|| existing.get(id)) {
+                    Some(stored) => compare(&pending.transaction, stored),
+                    None => Err(Error::Internal(format!(
+                        "transaction {id} conflicted but cannot be read"
+                    ))),
+                },
+            };
+            // The caller may have gone: the work is done either way.
+            let _ = pending.reply.send(answer);
+        }
+    }
+
+    /// Inserts the new ones; reads the ones that existed. Returns both by id.
+    async fn store(
+        &self,
+        candidates: &[&NewTransaction],
+    ) -> Result<(
+        HashMap<String, StoredTransaction>,
+        HashMap<String, StoredTransaction>,
+    )> {
+        let inserted =
+            repository::insert_many_if_absent(&self.db, candidates, self.settings.republish_after)
+                .await?;
+        let created: HashMap<String, StoredTransaction> = inserted
+            .into_iter()
+            .map(|stored| (stored.transaction_id.clone(), stored))
+            .collect();
+        let missing: Vec<String> = candidates
+            .iter()
+            .map(|t| t.transaction_id.to_string())
+            .filter(|id| !created.contains_key(id))
+            .collect();
+        let existing = if missing.is_empty() {
+            HashMap::new()
+        } else {
+            repository::find_many(&self.db, &missing)
+                .await?
+                .into_iter()
+                .map(|stored| (stored.transaction_id.clone(), stored))
+                .collect()
+        };
+        Ok((created, existing))
+    }
+
+    /// XADDs the rows this batch created, in one pipeline, waiting at most `PUBLISH_WAIT`.
+    async fn publish(&self, batch: &[Pending], created: &HashMap<String, StoredTransaction>) {
+        if created.is_empty() {
+            return;
+        }
+        let mut entries: Vec<(String, Option<String>)> = Vec::with_capacity(created.len());
+        for pending in batch {
+            let id = pending.transaction.transaction_id.as_str();
+            if created.contains_key(id) && !entries.iter().any(|(known, _)| known == id) {
+                entries.push((id.to_owned(), pending.request_id.clone()));
+            }
+        }
+        let publisher = self.publisher.clone();
+        let publish = tokio::spawn(async move {
+            if let Err(error) = publisher.publish_many(&entries).await {
+                // Committed, so accepted: the outbox publishes them later.
+                tracing::warn!(count = entries.len(), %error, "committed but not yet published; the outbox will publish them");
+            }
+        });
+        let _ = tokio::time::timeout(PUBLISH_WAIT, publish).await;
+    }
+}
+
+/// A repeat of a stored transaction: the same payload is a duplicate, another a conflict.
+fn compare(transaction: &NewTransaction, stored: &StoredTransaction) -> Result<Ingested> {
+    let fields = differences(transaction, stored);
+    if fields.is_empty() {
+        Ok(Ingested {
+            created: false,
+            transaction: stored.clone(),
+        })
+    } else {
+        Err(Error::Conflict {
+            transaction_id: stored.transaction_id.clone(),
+            fields,
+        })
+    }
+}
