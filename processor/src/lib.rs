@@ -1,6 +1,7 @@
 //! The processor: gRPC `TransactionService` over PostgreSQL, and the consumer group that
 //! processes what was stored. `main.rs` only reads the configuration and calls [`build`].
 
+pub mod batch;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -104,9 +105,11 @@ pub async fn build_with_listeners(
         max_delay: config.retry_max_delay,
         lease_margin: config.lease_margin,
     };
+    let acks = stream::consumer::ack_batcher(redis.clone(), names.clone());
     let consumer = Consumer {
         reader,
         acker: redis,
+        acks,
         names,
         dead_letter_key: config.dead_letter_stream_key.clone(),
         batch_size: config.read_batch_size,

@@ -2,15 +2,19 @@
 //! on failure retry with exponential backoff and jitter, up to `max_attempts`, then FAILED.
 //! Knows nothing of Redis or gRPC.
 
-use std::time::Duration;
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    db::repository::{self, AttemptRecord},
+    batch::Batcher,
+    db::repository::{self, AttemptRecord, Claim},
     domain::Status,
-    error::Result,
+    error::{Error, Result},
     external::ExternalCall,
     metrics,
 };
@@ -37,6 +41,13 @@ impl RetryPolicy {
     }
 }
 
+/// Concurrent claims and successes go to PostgreSQL in batches (see `batch`).
+const DB_BATCH: usize = 256;
+const DB_BATCH_WORKERS: usize = 4;
+
+type ClaimBatcher = Batcher<String, Result<Option<Claim>>>;
+type SuccessBatcher = Batcher<(String, u32, DateTime<Utc>), Result<bool>>;
+
 #[derive(Clone)]
 pub struct Worker {
     db: DatabaseConnection,
@@ -44,6 +55,8 @@ pub struct Worker {
     retry: RetryPolicy,
     /// Lease holder name: the consumer's.
     owner: String,
+    claims: ClaimBatcher,
+    successes: SuccessBatcher,
 }
 
 /// What handling one delivery of a transaction did.
@@ -70,11 +83,32 @@ impl Worker {
         retry: RetryPolicy,
         owner: String,
     ) -> Self {
+        let lease = external.delay + retry.lease_margin;
+        let claims = {
+            let (db, owner) = (db.clone(), owner.clone());
+            Batcher::start(DB_BATCH, DB_BATCH_WORKERS, move |ids: Vec<String>| {
+                let (db, owner) = (db.clone(), owner.clone());
+                async move { claim_batch(&db, &owner, lease, ids).await }
+            })
+        };
+        let successes = {
+            let (db, owner) = (db.clone(), owner.clone());
+            Batcher::start(
+                DB_BATCH,
+                DB_BATCH_WORKERS,
+                move |records: Vec<(String, u32, DateTime<Utc>)>| {
+                    let (db, owner) = (db.clone(), owner.clone());
+                    async move { success_batch(&db, &owner, records).await }
+                },
+            )
+        };
         Self {
             db,
             external,
             retry,
             owner,
+            claims,
+            successes,
         }
     }
 
@@ -83,9 +117,16 @@ impl Worker {
     pub async fn process(&self, transaction_id: &str) -> Result<Outcome> {
         let lease = self.external.delay + self.retry.lease_margin;
         loop {
-            let Some(claim) =
-                repository::claim(&self.db, transaction_id, &self.owner, lease).await?
-            else {
+            let claimed = self
+                .claims
+                .call(transaction_id.to_owned())
+                .await
+                .unwrap_or_else(|| {
+                    Err(Error::Unavailable(
+                        "the claim writers have stopped".to_owned(),
+                    ))
+                })?;
+            let Some(claim) = claimed else {
                 return self.why_not_claimed(transaction_id).await;
             };
             let attempt = claim.attempt;
@@ -100,7 +141,16 @@ impl Worker {
                     ::metrics::counter!(metrics::ATTEMPTS_TOTAL, "outcome" => "succeeded")
                         .increment(1);
                     let recorded = self
-                        .finish(|db| repository::record_success(db, &record))
+                        .finish(|_| async {
+                            self.successes
+                                .call((transaction_id.to_owned(), attempt, record.started_at))
+                                .await
+                                .unwrap_or_else(|| {
+                                    Err(Error::Unavailable(
+                                        "the success writers have stopped".to_owned(),
+                                    ))
+                                })
+                        })
                         .await?;
                     if !recorded {
                         return Ok(Outcome::LeaseLost);
@@ -115,8 +165,15 @@ impl Worker {
                     let backoff = self.retry.backoff(attempt);
                     tracing::warn!(%transaction_id, attempt, %error, last, "external call failed");
                     let recorded = self
-                        .finish(|db| {
-                            repository::record_failure(db, &record, &error, last, backoff + lease)
+                        .finish(|db| async {
+                            Ok(repository::record_failure(
+                                db,
+                                &record,
+                                &error,
+                                last,
+                                backoff + lease,
+                            )
+                            .await?)
                         })
                         .await?;
                     if !recorded {
@@ -140,7 +197,7 @@ impl Worker {
     async fn finish<'a, F, Fut>(&'a self, record: F) -> Result<bool>
     where
         F: Fn(&'a DatabaseConnection) -> Fut,
-        Fut: std::future::Future<Output = std::result::Result<bool, sea_orm::DbErr>>,
+        Fut: std::future::Future<Output = Result<bool>>,
     {
         let mut pause = Duration::from_millis(100);
         for _ in 0..5 {
@@ -153,7 +210,7 @@ impl Worker {
                 }
             }
         }
-        Ok(record(&self.db).await?)
+        record(&self.db).await
     }
 
     /// Gives up every lease this worker holds, so other consumers may take over at once.
@@ -167,6 +224,47 @@ impl Worker {
             Some(stored) if stored.status == Status::Processing.as_str() => Outcome::HeldElsewhere,
             Some(_) => Outcome::AlreadyFinished,
         })
+    }
+}
+
+/// One statement for a batch of claims; each id gets its claim, `None`, or the error.
+async fn claim_batch(
+    db: &DatabaseConnection,
+    owner: &str,
+    lease: Duration,
+    ids: Vec<String>,
+) -> Vec<Result<Option<Claim>>> {
+    match repository::claim_many(db, &ids, owner, lease).await {
+        Ok(claimed) => {
+            let mut claimed: HashMap<String, Claim> = claimed.into_iter().collect();
+            // `remove`: should an id appear twice, only its first caller holds the claim.
+            ids.iter().map(|id| Ok(claimed.remove(id))).collect()
+        }
+        Err(error) => {
+            let error = Error::from(error);
+            ids.iter().map(|_| Err(error.duplicate())).collect()
+        }
+    }
+}
+
+/// One statement for a batch of successes; each gets whether it was recorded.
+async fn success_batch(
+    db: &DatabaseConnection,
+    owner: &str,
+    records: Vec<(String, u32, DateTime<Utc>)>,
+) -> Vec<Result<bool>> {
+    match repository::record_successes(db, owner, &records).await {
+        Ok(recorded) => {
+            let recorded: HashSet<String> = recorded.into_iter().collect();
+            records
+                .iter()
+                .map(|(id, _, _)| Ok(recorded.contains(id)))
+                .collect()
+        }
+        Err(error) => {
+            let error = Error::from(error);
+            records.iter().map(|_| Err(error.duplicate())).collect()
+        }
     }
 }
 

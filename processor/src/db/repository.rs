@@ -87,33 +87,77 @@ pub struct Claim {
     pub created_at: DateTime<Utc>,
 }
 
-/// Claims a PROCESSING transaction for `owner` for `lease`, counting one more attempt.
-/// Succeeds when nobody holds a live lease (or `owner` itself does, as after a restart
-/// under the same consumer name).
-pub async fn claim(
+/// Claims PROCESSING transactions for `owner` for `lease`, counting one more attempt
+/// each, in one statement. A claim succeeds when nobody holds a live lease (or `owner`
+/// itself does, as after a restart under the same consumer name). Returns the claims
+/// made, by id.
+pub async fn claim_many(
     db: &impl ConnectionTrait,
-    transaction_id: &str,
+    transaction_ids: &[String],
     owner: &str,
     lease: Duration,
-) -> Result<Option<Claim>, DbErr> {
-    let row = db
-        .query_one_raw(statement(
+) -> Result<Vec<(String, Claim)>, DbErr> {
+    let rows = db
+        .query_all_raw(statement(
             "UPDATE transactions
                 SET attempts = attempts + 1, lease_owner = $2,
                     lease_expires_at = now() + $3 * interval '1 millisecond', updated_at = now()
-              WHERE transaction_id = $1 AND status = 'PROCESSING'
+              WHERE transaction_id = ANY($1::text[]) AND status = 'PROCESSING'
                 AND (lease_expires_at IS NULL OR lease_expires_at < now() OR lease_owner = $2)
-          RETURNING attempts, created_at",
-            [transaction_id.into(), owner.into(), millis(lease)],
+          RETURNING transaction_id, attempts, created_at",
+            [transaction_ids.to_vec().into(), owner.into(), millis(lease)],
         ))
         .await?;
-    row.map(|row| {
-        Ok(Claim {
-            attempt: u32::try_from(row.try_get::<i32>("", "attempts")?).unwrap_or_default(),
-            created_at: row.try_get("", "created_at")?,
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<String>("", "transaction_id")?,
+                Claim {
+                    attempt: u32::try_from(row.try_get::<i32>("", "attempts")?).unwrap_or_default(),
+                    created_at: row.try_get("", "created_at")?,
+                },
+            ))
         })
-    })
-    .transpose()
+        .collect()
+}
+
+/// PROCESSING → PROCESSED for each `(id, attempt, started_at)` whose lease `owner` still
+/// holds, recording the attempts, in one statement. Returns the ids recorded (the others
+/// had lost their lease to another consumer).
+pub async fn record_successes(
+    db: &impl ConnectionTrait,
+    owner: &str,
+    records: &[(String, u32, DateTime<Utc>)],
+) -> Result<Vec<String>, DbErr> {
+    let ids: Vec<String> = records.iter().map(|(id, _, _)| id.clone()).collect();
+    let attempts: Vec<i32> = records
+        .iter()
+        .map(|(_, attempt, _)| i32::try_from(*attempt).unwrap_or(i32::MAX))
+        .collect();
+    let started: Vec<String> = records
+        .iter()
+        .map(|(_, _, started_at)| started_at.to_rfc3339())
+        .collect();
+    let rows = db
+        .query_all_raw(statement(
+            "WITH input AS (
+                 SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS i(id, attempt, started_at)),
+             done AS (
+                 UPDATE transactions t
+                    SET status = 'PROCESSED', processed_at = now(), updated_at = now(),
+                        lease_owner = NULL, lease_expires_at = NULL
+                   FROM input
+                  WHERE t.transaction_id = input.id AND t.status = 'PROCESSING' AND t.lease_owner = $4
+              RETURNING t.transaction_id, input.attempt, input.started_at)
+             INSERT INTO processing_attempts (transaction_id, attempt, consumer, started_at, outcome)
+             SELECT transaction_id, attempt, $4, started_at::timestamptz, 'SUCCEEDED' FROM done
+             RETURNING transaction_id",
+            [ids.into(), attempts.into(), started.into(), owner.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| row.try_get::<String>("", "transaction_id"))
+        .collect()
 }
 
 /// One attempt's result, as recorded.
@@ -122,34 +166,6 @@ pub struct AttemptRecord<'a> {
     pub owner: &'a str,
     pub attempt: u32,
     pub started_at: DateTime<Utc>,
-}
-
-/// PROCESSING → PROCESSED, if `owner` still holds the lease; records the attempt.
-/// Returns false when the lease was lost (another consumer took over).
-pub async fn record_success(
-    db: &impl ConnectionTrait,
-    record: &AttemptRecord<'_>,
-) -> Result<bool, DbErr> {
-    let rows = db
-        .query_all_raw(statement(
-            "WITH done AS (
-                 UPDATE transactions
-                    SET status = 'PROCESSED', processed_at = now(), updated_at = now(),
-                        lease_owner = NULL, lease_expires_at = NULL
-                  WHERE transaction_id = $1 AND status = 'PROCESSING' AND lease_owner = $2
-              RETURNING transaction_id)
-             INSERT INTO processing_attempts (transaction_id, attempt, consumer, started_at, outcome)
-             SELECT transaction_id, $3, $2, $4, 'SUCCEEDED' FROM done
-             RETURNING id",
-            [
-                record.transaction_id.into(),
-                record.owner.into(),
-                i64::from(record.attempt).into(),
-                record.started_at.into(),
-            ],
-        ))
-        .await?;
-    Ok(rows.len() == 1)
 }
 
 /// Records a failed attempt. When `last` is true the transaction becomes FAILED;

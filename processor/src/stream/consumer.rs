@@ -20,12 +20,16 @@ use tracing::Instrument;
 
 use super::{REQUEST_ID_FIELD, StreamNames, TRANSACTION_ID_FIELD};
 use crate::{
+    batch::Batcher,
     metrics,
     worker::{Outcome, Worker},
 };
 
 /// How long one XREADGROUP waits for new entries before the loop looks around again.
 const BLOCK_MILLIS: u64 = 1_000;
+/// Acknowledgements per XACK, and round trips at once.
+const ACK_BATCH: usize = 512;
+const ACK_WORKERS: usize = 2;
 /// Pause after a failed read, so a Redis outage is not a busy loop.
 const READ_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
@@ -48,6 +52,8 @@ pub struct Consumer {
     /// How often to look for such entries.
     pub claim_interval: Duration,
     pub worker: Worker,
+    /// Acknowledges finished entries in batches (`ack_batcher`).
+    pub acks: Batcher<String, ()>,
     /// Signalled when the group had vanished (Redis lost its data): the outbox then
     /// publishes every unfinished transaction again.
     pub stream_lost: Arc<Notify>,
@@ -341,6 +347,31 @@ impl Consumer {
             // Still pending: it will be claimed again and found finished.
             tracing::warn!(%entry_id, %error, "acknowledging the entry failed");
         }
+    }
+}
+
+/// Starts the batcher that acknowledges entries for `Consumer::acks`.
+pub fn ack_batcher(client: Client, names: StreamNames) -> Batcher<String, ()> {
+    Batcher::start(ACK_BATCH, ACK_WORKERS, move |entry_ids: Vec<String>| {
+        let (client, names) = (client.clone(), names.clone());
+        async move {
+            acknowledge_batch(&client, &names, &entry_ids).await;
+            vec![(); entry_ids.len()]
+        }
+    })
+}
+
+/// One XACK and one XDEL for many entries.
+async fn acknowledge_batch(client: &Client, names: &StreamNames, entry_ids: &[String]) {
+    let ids: Vec<&str> = entry_ids.iter().map(String::as_str).collect();
+    let acked: Result<i64, _> = client.xack(&names.key, &names.group, ids.clone()).await;
+    let deleted = match acked {
+        Ok(_) => client.xdel::<i64, _, _>(&names.key, ids).await.map(|_| ()),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = deleted {
+        // Still pending: they will be claimed again and found finished.
+        tracing::warn!(count = entry_ids.len(), %error, "acknowledging entries failed");
     }
 }
 
