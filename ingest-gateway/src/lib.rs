@@ -8,9 +8,10 @@ pub mod payload;
 pub mod processor_client;
 pub mod routes;
 pub mod shutdown;
+pub mod signatures;
 pub mod telemetry;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -18,12 +19,14 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 use processor_client::ProcessorClient;
+use signatures::Verifier;
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     pub processor: ProcessorClient,
     pub max_body_bytes: usize,
+    pub signatures: Arc<Verifier>,
 }
 
 pub struct Application {
@@ -51,10 +54,15 @@ pub fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Res
     let state = AppState {
         processor,
         max_body_bytes: config.max_body_bytes,
+        signatures: Arc::new(config.signatures.clone()),
+    };
+    let limits = routes::Limits {
+        max_concurrent_requests: config.max_concurrent_requests,
+        request_timeout: config.request_timeout,
     };
     Ok(Application {
         listener,
-        router: routes::router(state),
+        router: routes::router(state, limits),
     })
 }
 

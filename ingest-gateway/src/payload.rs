@@ -4,17 +4,31 @@
 
 use serde::Deserialize;
 use serde_json::{error::Category, value::RawValue};
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, FieldError};
 
 /// A webhook whose fields have the right JSON types. `amount` keeps the number's exact
 /// text: it never passes through a float.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// (The schema documents the JSON body; unknown extra fields are allowed.)
+#[derive(Clone, Debug, PartialEq, Eq, ToSchema)]
+#[schema(example = json!({
+    "transaction_id": "txn_abc123def456",
+    "source_account": "acc_user_789",
+    "destination_account": "acc_merchant_456",
+    "amount": 1500.50,
+    "currency": "INR"
+}))]
 pub struct WebhookPayload {
+    /// 1 to 128 characters of `A-Z a-z 0-9 _ . : -`.
     pub transaction_id: String,
     pub source_account: String,
     pub destination_account: String,
+    /// A JSON number above 0, kept exactly (never through a float): at most 15 integer
+    /// digits and no more decimals than the currency has.
+    #[schema(value_type = f64, example = 1500.50)]
     pub amount: String,
+    /// ISO 4217 code, such as `INR`.
     pub currency: String,
 }
 

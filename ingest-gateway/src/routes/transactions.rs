@@ -1,19 +1,36 @@
 //! `GET /v1/transactions/{transaction_id}`: a transaction's stored state.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, State},
     http::HeaderMap,
-    routing::get,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::request_id;
-use crate::{AppState, conversions::TransactionView, error::Result};
+use crate::{
+    AppState,
+    conversions::TransactionView,
+    error::{Problem, Result},
+};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/transactions/{transaction_id}", get(get_transaction))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_transaction))
 }
 
+/// A transaction's stored state: `PROCESSING`, then `PROCESSED` or `FAILED`.
+#[utoipa::path(
+    get,
+    path = "/v1/transactions/{transaction_id}",
+    tag = "transactions",
+    params(("transaction_id" = String, Path, description = "The webhook's transaction_id")),
+    responses(
+        (status = 200, body = TransactionView),
+        (status = 404, description = "Unknown transaction", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An id that cannot exist", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Processor unavailable, or load shed; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_transaction(
     State(state): State<AppState>,
     Path(transaction_id): Path<String>,
