@@ -264,3 +264,42 @@ impl From<tonic::Status> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(error: ApiError) -> (StatusCode, String) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap_or_default();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn internal_causes_never_reach_the_caller() {
+        let cause = "SELECT * FROM transactions WHERE password = 'hunter2'";
+        let (status, body) = body_of(ApiError::Internal(cause.to_owned())).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            !body.contains("SELECT") && !body.contains("hunter2"),
+            "{body}"
+        );
+        let (status, body) = body_of(ApiError::Unavailable(cause.to_owned())).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            !body.contains("SELECT") && !body.contains("hunter2"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_grpc_failure_is_an_opaque_500() {
+        let status = tonic::Status::internal("relation \"transactions\" does not exist");
+        let (code, body) = body_of(ApiError::from(status)).await;
+        assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.contains("relation"), "{body}");
+    }
+}

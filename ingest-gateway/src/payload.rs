@@ -155,4 +155,103 @@ mod tests {
             );
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::*;
+
+        /// Decimal text as a JSON number may be written: no leading zeros, optional
+        /// fraction and exponent, maybe negative.
+        fn number_text() -> impl Strategy<Value = String> {
+            (
+                any::<bool>(),
+                "(0|[1-9][0-9]{0,30})",
+                proptest::option::of("[0-9]{1,20}"),
+                proptest::option::of("[eE][+-]?[0-9]{1,3}"),
+            )
+                .prop_map(|(negative, integer, fraction, exponent)| {
+                    let mut text = String::new();
+                    if negative {
+                        text.push('-');
+                    }
+                    text.push_str(&integer);
+                    if let Some(fraction) = fraction {
+                        text.push('.');
+                        text.push_str(&fraction);
+                    }
+                    text.push_str(&exponent.unwrap_or_default());
+                    text
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn never_panics_on_any_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = WebhookPayload::from_json(&body);
+            }
+
+            #[test]
+            fn never_panics_on_json_shaped_text(body in r#"[{}\[\]":,0-9a-z_ .\-]{0,200}"#) {
+                let _ = WebhookPayload::from_json(body.as_bytes());
+            }
+
+            #[test]
+            fn valid_payloads_round_trip_with_the_amount_exact(
+                transaction_id in any::<String>(),
+                source_account in any::<String>(),
+                destination_account in any::<String>(),
+                currency in any::<String>(),
+                amount in number_text(),
+                extra in any::<String>(),
+            ) {
+                // serde_json writes the strings (escapes included); the amount goes in as
+                // raw number text, as a webhook sender would write it.
+                let strings = json!({
+                    "transaction_id": transaction_id,
+                    "source_account": source_account,
+                    "destination_account": destination_account,
+                    "currency": currency,
+                    "unknown_extra": extra,
+                })
+                .to_string();
+                let body = format!("{{\"amount\":{amount},{}", &strings[1..]);
+                let parsed = WebhookPayload::from_json(body.as_bytes());
+                prop_assert_eq!(
+                    parsed.ok(),
+                    Some(WebhookPayload {
+                        transaction_id,
+                        source_account,
+                        destination_account,
+                        amount,
+                        currency,
+                    })
+                );
+            }
+
+            #[test]
+            fn a_wrongly_typed_field_is_named(
+                field in prop::sample::select(vec![
+                    "transaction_id", "source_account", "destination_account", "currency",
+                ]),
+                value in prop_oneof![
+                    Just(json!(1)), Just(json!(true)), Just(json!([])), Just(json!({})),
+                ],
+            ) {
+                let mut body = json!({
+                    "transaction_id": "t", "source_account": "a",
+                    "destination_account": "b", "amount": 1, "currency": "INR",
+                });
+                body[field] = value;
+                match WebhookPayload::from_json(body.to_string().as_bytes()) {
+                    Err(ApiError::InvalidFields(errors)) => {
+                        let fields: Vec<String> = errors.into_iter().map(|e| e.field).collect();
+                        prop_assert_eq!(fields, vec![field.to_owned()]);
+                    }
+                    other => prop_assert!(false, "{:?}", other),
+                }
+            }
+        }
+    }
 }

@@ -4,6 +4,9 @@
 mod helpers;
 
 mod health;
+mod openapi;
+mod overload;
+mod signatures;
 mod transactions;
 mod validation;
 mod webhooks;
