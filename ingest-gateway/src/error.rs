@@ -193,10 +193,21 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let detail = self.detail();
+        // Whatever a caller can fix is named: fields, headers, or the body as a whole.
         let errors = match self {
             Self::InvalidFields(errors)
             | Self::Conflict(_, errors)
             | Self::Unauthorized(errors) => errors,
+            Self::MalformedJson(_) => vec![FieldError::new("body", "is not valid JSON")],
+            Self::UnreadableBody(_) => vec![FieldError::new("body", "could not be read")],
+            Self::PayloadTooLarge { limit } => vec![FieldError::new(
+                "body",
+                format!("must be at most {limit} bytes"),
+            )],
+            Self::UnsupportedMediaType => vec![FieldError::new(
+                "content-type",
+                "must be application/json (or application/*+json)",
+            )],
             _ => Vec::new(),
         };
         let problem = Problem {
