@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load test of the webhook endpoint against a running stack (e.g. `PROFILE=release
 # scripts/dev.sh` in another terminal): 1024 connections for DURATION, several runs,
-# each printing the share of 202 vs 503, p50/p99 latency and throughput; then the medians.
+# each printing the share of 202 vs 503 (shed at the limit, or past a deadline), p50/p99
+# latency and throughput; then the medians.
 #
 #   bench/overload.sh                                  # http://127.0.0.1:8000, 3 runs of 30s
 #   URL=http://127.0.0.1:8000 RUNS=5 DURATION=20s CONNECTIONS=1024 bench/overload.sh
@@ -38,9 +39,10 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 results=()
 for run in $(seq 1 "$RUNS"); do
   echo "== run $run/$RUNS: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --timeout $TIMEOUT --latency -s webhooks.lua $URL"
-  line=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout "$TIMEOUT" --latency \
-    -s webhooks.lua "$URL" | tee /dev/stderr | grep '^RESULT')
-  results+=("$line")
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout "$TIMEOUT" --latency \
+    -s webhooks.lua "$URL")
+  echo "$out"
+  results+=("$(grep '^RESULT' <<<"$out")")
 done
 
 echo
@@ -52,8 +54,8 @@ def median(key):
     return statistics.median(r[key] for r in rows)
 def share(key):
     return statistics.median(100 * r[key] / max(r["responses"], 1) for r in rows)
-print("accepted 202: %.1f%%  shed 503: %.1f%%  other: %.2f%%"
-      % (share("accepted_202"), share("shed_503"), share("other")))
+print("accepted 202: %.1f%%  shed 503 (limit): %.1f%%  503 past a deadline: %.1f%%  other: %.2f%%"
+      % (share("accepted_202"), share("shed_503"), share("deadline_503"), share("other")))
 print("p50 %.1f ms  p99 %.1f ms  max %.1f ms  %.0f req/s"
       % (median("p50_ms"), median("p99_ms"), median("max_ms"), median("req_per_s")))
 PY

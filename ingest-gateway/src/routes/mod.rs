@@ -115,7 +115,11 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(middleware::from_fn(request_id_in_problems))
-                .layer(TraceLayer::new_for_http().make_span_with(
+                // `on_failure(())`: no line per 5xx from the trace layer. Causes worth a line
+                // are logged once by `ApiError` (internal errors, unreachable processor);
+                // a shed request is expected under overload, and logging each one would
+                // spend the CPU that shedding is meant to save.
+                .layer(TraceLayer::new_for_http().on_failure(()).make_span_with(
                     |request: &axum::http::Request<_>| {
                         let request_id = request
                             .headers()
