@@ -44,11 +44,6 @@ use crate::{
 )]
 struct ApiDoc;
 
-/// The OpenAPI document of every route, as served at `GET /openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes(&Limits::unlimited()).1
-}
-
 /// What bounds the API routes' work.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -56,15 +51,6 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// The most one request may take, body read included.
     pub request_timeout: Duration,
-}
-
-impl Limits {
-    fn unlimited() -> Self {
-        Self {
-            max_concurrent_requests: tokio::sync::Semaphore::MAX_PERMITS,
-            request_timeout: Duration::from_secs(3600),
-        }
-    }
 }
 
 fn documented_routes(limits: &Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
