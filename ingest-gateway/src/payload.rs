@@ -21,14 +21,20 @@ use crate::error::{ApiError, FieldError};
 }))]
 pub struct WebhookPayload {
     /// 1 to 128 characters of `A-Z a-z 0-9 _ . : -`.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128)]
     pub transaction_id: String,
+    /// As `transaction_id`.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128)]
     pub source_account: String,
+    /// As `transaction_id`.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128)]
     pub destination_account: String,
     /// A JSON number above 0, kept exactly (never through a float): at most 15 integer
     /// digits and no more decimals than the currency has.
-    #[schema(value_type = f64, example = 1500.50)]
+    #[schema(value_type = f64, example = 1500.50, exclusive_minimum = 0, exclusive_maximum = 1e15)]
     pub amount: String,
-    /// ISO 4217 code, such as `INR`.
+    /// ISO 4217 code, such as `INR` (upper case; the processor checks it is a real code).
+    #[schema(pattern = "^[A-Z]{3}$", example = "INR")]
     pub currency: String,
 }
 

@@ -23,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     get,
     path = "/v1/transactions/{transaction_id}",
     tag = "transactions",
-    params(("transaction_id" = String, Path, description = "The webhook's transaction_id")),
+    params(("transaction_id" = String, Path, description = "The webhook's transaction_id", pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128)),
     responses(
         (status = 200, body = TransactionView),
         (status = 404, description = "Unknown transaction", body = Problem, content_type = "application/problem+json"),
