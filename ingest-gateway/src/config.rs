@@ -5,6 +5,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, bail};
 
+use crate::signatures::{Secrets, Verifier};
+
 /// Every environment variable this binary reads (a unit test keeps the list exact; the
 /// deployment files are checked against it).
 pub const VARIABLES: &[&str] = &[
@@ -13,6 +15,12 @@ pub const VARIABLES: &[&str] = &[
     "PROCESSOR_TIMEOUT",
     "MAX_BODY_BYTES",
     "LOG_FORMAT",
+    "MAX_CONCURRENT_REQUESTS",
+    "REQUEST_TIMEOUT",
+    "RAZORPAY_WEBHOOK_SECRET",
+    "STANDARD_WEBHOOKS_SECRET",
+    "STRIPE_WEBHOOK_SECRET",
+    "WEBHOOK_TOLERANCE",
     "RUST_LOG",
     "ADMIN_TOKEN",
 ];
@@ -30,6 +38,17 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `LOG_FORMAT`: `text` or `json`.
     pub log_format: LogFormat,
+    /// `MAX_CONCURRENT_REQUESTS`: API requests (webhooks and status reads) handled at once;
+    /// past it the gateway sheds with 503 at once rather than queueing. The default, 64,
+    /// kept p99 under 500 ms at 1024 connections on 2 cores where 128 and 256 did not
+    /// (BENCHMARKS.md).
+    pub max_concurrent_requests: usize,
+    /// `REQUEST_TIMEOUT`: the most an API request may take, body read included (503 past
+    /// it). Defaults to `PROCESSOR_TIMEOUT` plus 500 ms; must exceed `PROCESSOR_TIMEOUT`.
+    pub request_timeout: Duration,
+    /// `RAZORPAY_WEBHOOK_SECRET`, `STANDARD_WEBHOOKS_SECRET`, `STRIPE_WEBHOOK_SECRET` and
+    /// `WEBHOOK_TOLERANCE`: webhook signature checks (the secrets never print).
+    pub signatures: Verifier,
     /// `RUST_LOG`: log level and filters (`info` unless set).
     pub log_filter: Option<String>,
     /// `ADMIN_TOKEN`: bearer token of the admin routes; unset disables them.
@@ -80,14 +99,43 @@ impl Config {
         }
         let timeout = get("PROCESSOR_TIMEOUT", "450ms");
         let max_body = get("MAX_BODY_BYTES", "65536");
+        let processor_timeout = humantime::parse_duration(&timeout).with_context(|| {
+            format!("PROCESSOR_TIMEOUT={timeout:?} is not a duration such as 450ms or 2s")
+        })?;
+        let max_concurrent = get("MAX_CONCURRENT_REQUESTS", "64");
+        let request_timeout = match lookup("REQUEST_TIMEOUT") {
+            None => processor_timeout + Duration::from_millis(500),
+            Some(text) => match humantime::parse_duration(&text) {
+                Ok(duration) if duration > processor_timeout => duration,
+                _ => bail!(
+                    "REQUEST_TIMEOUT={text:?} must be a duration such as 1s, longer than PROCESSOR_TIMEOUT ({timeout})"
+                ),
+            },
+        };
+        let tolerance = get("WEBHOOK_TOLERANCE", "5m");
+        let tolerance = match humantime::parse_duration(&tolerance) {
+            Ok(duration) if duration >= Duration::from_secs(1) => duration,
+            _ => bail!(
+                "WEBHOOK_TOLERANCE={tolerance:?} must be a duration of at least 1s, such as 5m"
+            ),
+        };
+        let razorpay = lookup("RAZORPAY_WEBHOOK_SECRET");
+        let standard_webhooks = lookup("STANDARD_WEBHOOKS_SECRET");
+        let stripe = lookup("STRIPE_WEBHOOK_SECRET");
+        let signatures = Verifier::new(
+            Secrets {
+                razorpay: razorpay.as_deref(),
+                standard_webhooks: standard_webhooks.as_deref(),
+                stripe: stripe.as_deref(),
+            },
+            tolerance,
+        )?;
         Ok(Self {
             http_addr: http_addr.parse().with_context(|| {
                 format!("HTTP_ADDR={http_addr:?} is not a socket address such as 0.0.0.0:8000")
             })?,
             processor_url,
-            processor_timeout: humantime::parse_duration(&timeout).with_context(|| {
-                format!("PROCESSOR_TIMEOUT={timeout:?} is not a duration such as 450ms or 2s")
-            })?,
+            processor_timeout,
             max_body_bytes: match max_body.parse::<usize>() {
                 Ok(bytes) if bytes > 0 => bytes,
                 _ => bail!("MAX_BODY_BYTES={max_body:?} must be a whole number of bytes above 0"),
@@ -97,6 +145,14 @@ impl Config {
                 "json" => LogFormat::Json,
                 other => bail!("LOG_FORMAT={other:?} must be text or json"),
             },
+            max_concurrent_requests: match max_concurrent.parse::<usize>() {
+                Ok(limit) if limit > 0 => limit,
+                _ => bail!(
+                    "MAX_CONCURRENT_REQUESTS={max_concurrent:?} must be a whole number above 0"
+                ),
+            },
+            request_timeout,
+            signatures,
             log_filter: lookup("RUST_LOG"),
             admin_token: match lookup("ADMIN_TOKEN") {
                 None => None,
@@ -130,6 +186,35 @@ mod tests {
         assert_eq!(config.http_addr.to_string(), "0.0.0.0:8000");
         assert_eq!(config.processor_url, "http://127.0.0.1:50051");
         assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.max_concurrent_requests, 64);
+        assert_eq!(config.request_timeout, Duration::from_millis(950));
+        assert!(
+            config.signatures.schemes().is_empty(),
+            "no secret, no check"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn secrets_never_print() -> anyhow::Result<()> {
+        let config = config_with(&[
+            ("RAZORPAY_WEBHOOK_SECRET", "rzp-very-secret"),
+            ("STANDARD_WEBHOOKS_SECRET", "whsec_c2VjcmV0LWtleQ=="),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_stripe-very-secret"),
+        ])?;
+        let printed = format!("{config:?}");
+        for secret in [
+            "rzp-very-secret",
+            "c2VjcmV0LWtleQ",
+            "stripe-very-secret",
+            "secret-key",
+        ] {
+            assert!(!printed.contains(secret), "{secret} printed in {printed}");
+        }
+        assert_eq!(
+            config.signatures.schemes(),
+            vec!["razorpay", "standard-webhooks", "stripe"]
+        );
         Ok(())
     }
 
@@ -141,6 +226,11 @@ mod tests {
             ("PROCESSOR_TIMEOUT", "fast"),
             ("MAX_BODY_BYTES", "0"),
             ("LOG_FORMAT", "yaml"),
+            ("MAX_CONCURRENT_REQUESTS", "0"),
+            ("REQUEST_TIMEOUT", "100ms"),
+            ("WEBHOOK_TOLERANCE", "0s"),
+            ("STANDARD_WEBHOOKS_SECRET", "whsec_not base64!"),
+            ("STRIPE_WEBHOOK_SECRET", ",,"),
         ] {
             let error = config_with(&[(name, value)])
                 .err()

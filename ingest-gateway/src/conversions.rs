@@ -4,6 +4,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use payments_proto::v1 as pb;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
 use crate::{error::ApiError, payload::WebhookPayload};
 
@@ -20,16 +21,19 @@ impl From<WebhookPayload> for pb::IngestTransactionRequest {
 }
 
 /// `GET /v1/transactions/{id}`'s body, shaped as the seed's README shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TransactionView {
     pub transaction_id: String,
     pub source_account: String,
     pub destination_account: String,
     /// The stored NUMERIC written as a JSON number, digit for digit.
+    #[schema(value_type = f64, example = 1500.50)]
     pub amount: Box<RawValue>,
     pub currency: String,
+    #[schema(value_type = String, pattern = "^(PROCESSING|PROCESSED|FAILED)$", example = "PROCESSING")]
     pub status: &'static str,
     pub created_at: String,
+    /// `null` until processed.
     pub processed_at: Option<String>,
 }
 

@@ -6,17 +6,20 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tonic::Code;
 use tonic_types::StatusExt;
+use utoipa::ToSchema;
+
+use crate::signatures::Rejection;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 /// Seconds a client should wait before retrying after a 503.
 pub const RETRY_AFTER_SECONDS: u32 = 2;
 
-/// One offending field and what is wrong with it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// One offending field (or header) and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub detail: String,
@@ -43,6 +46,12 @@ pub enum ApiError {
     UnreadableBody(String),
     #[error("invalid fields")]
     InvalidFields(Vec<FieldError>),
+    /// A signature scheme is configured and the request did not verify under it.
+    #[error("signature not accepted")]
+    Unauthorized(Vec<FieldError>),
+    /// The concurrency limit is reached: shed rather than queued.
+    #[error("overloaded")]
+    Overloaded,
     #[error("not found: {0}")]
     NotFound(String),
     #[error("conflict: {0}")]
@@ -51,8 +60,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// An admin route called without the right bearer token.
     #[error("unauthorized: {0}")]
-    Unauthorized(String),
+    AdminUnauthorized(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("not ready")]
@@ -61,16 +71,30 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// The problem+json body.
-#[derive(Debug, Serialize)]
-struct Problem<'a> {
+/// An `application/problem+json` body (RFC 9457), as every error answer carries it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:payment-webhooks:problem:invalid-fields",
+    "title": "Invalid fields",
+    "status": 422,
+    "detail": "invalid fields: amount",
+    "errors": [{"field": "amount", "detail": "must be greater than 0"}],
+    "request_id": "0b6d3c1e-6a7e-4a43-9a55-2f0f1bb7c7a1"
+}))]
+pub struct Problem {
+    /// A URN naming the kind of problem.
     #[serde(rename = "type")]
-    kind: &'a str,
-    title: &'a str,
-    status: u16,
-    detail: String,
-    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
-    errors: &'a [FieldError],
+    pub kind: String,
+    pub title: String,
+    /// The HTTP status, repeated.
+    pub status: u16,
+    pub detail: String,
+    /// Each offending field or header, when there are any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// The request's `X-Request-Id`, to quote when asking about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl ApiError {
@@ -97,6 +121,16 @@ impl ApiError {
                 "invalid-fields",
                 "Invalid fields",
             ),
+            Self::Unauthorized(_) => (
+                StatusCode::UNAUTHORIZED,
+                "invalid-signature",
+                "Invalid webhook signature",
+            ),
+            Self::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Service overloaded",
+            ),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::Conflict(..) => (
                 StatusCode::CONFLICT,
@@ -113,7 +147,9 @@ impl ApiError {
                 "method-not-allowed",
                 "Method not allowed",
             ),
-            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::AdminUnauthorized(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
+            }
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready"),
             Self::Internal(_) => (
@@ -136,12 +172,22 @@ impl ApiError {
                 let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
                 format!("invalid fields: {}", fields.join(", "))
             }
+            Self::Unauthorized(errors) => {
+                let headers: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                format!(
+                    "the webhook signature was not accepted; see header(s): {}",
+                    headers.join(", ")
+                )
+            }
+            Self::Overloaded => {
+                "too many requests in progress; retry after the time in Retry-After".to_owned()
+            }
             Self::NotFound(what) | Self::Conflict(what, _) => what.clone(),
             Self::Unavailable(_) => {
                 "the service cannot take this request now; retry later".to_owned()
             }
             Self::MethodNotAllowed => "this method is not allowed on this resource".to_owned(),
-            Self::Unauthorized(what) | Self::Forbidden(what) => what.clone(),
+            Self::AdminUnauthorized(what) | Self::Forbidden(what) => what.clone(),
             Self::NotReady(down) => {
                 let names: Vec<&str> = down.iter().map(|d| d.field.as_str()).collect();
                 format!("not ready: {} down", names.join(", "))
@@ -158,21 +204,38 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Internal(cause) => tracing::error!(%cause, "internal error"),
             Self::Unavailable(cause) => tracing::warn!(%cause, "answering 503"),
+            Self::Unauthorized(errors) => {
+                tracing::info!(rejections = ?errors, "webhook signature not accepted");
+            }
             _ => {}
         }
-        let kind = format!("urn:payment-webhooks:problem:{slug}");
-        let errors = match &self {
-            Self::InvalidFields(errors) | Self::Conflict(_, errors) | Self::NotReady(errors) => {
-                errors.as_slice()
-            }
-            _ => &[],
+        let detail = self.detail();
+        // Whatever a caller can fix is named: fields, headers, or the body as a whole.
+        let errors = match self {
+            Self::InvalidFields(errors)
+            | Self::Conflict(_, errors)
+            | Self::Unauthorized(errors)
+            | Self::NotReady(errors) => errors,
+            Self::MalformedJson(_) => vec![FieldError::new("body", "is not valid JSON")],
+            Self::UnreadableBody(_) => vec![FieldError::new("body", "could not be read")],
+            Self::PayloadTooLarge { limit } => vec![FieldError::new(
+                "body",
+                format!("must be at most {limit} bytes"),
+            )],
+            Self::UnsupportedMediaType => vec![FieldError::new(
+                "content-type",
+                "must be application/json (or application/*+json)",
+            )],
+            _ => Vec::new(),
         };
         let problem = Problem {
-            kind: &kind,
-            title,
+            kind: format!("urn:payment-webhooks:problem:{slug}"),
+            title: title.to_owned(),
             status: status.as_u16(),
-            detail: self.detail(),
+            detail,
             errors,
+            // Filled in by the request-id middleware in routes/mod.rs, which knows the id.
+            request_id: None,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
@@ -185,6 +248,18 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         response
+    }
+}
+
+impl From<Vec<Rejection>> for ApiError {
+    /// One entry per header at fault; what is wrong, never a secret or an expected value.
+    fn from(rejections: Vec<Rejection>) -> Self {
+        Self::Unauthorized(
+            rejections
+                .iter()
+                .map(|r| FieldError::new(r.header(), r.to_string()))
+                .collect(),
+        )
     }
 }
 
@@ -218,5 +293,44 @@ impl From<tonic::Status> for ApiError {
             )),
             code => Self::Internal(format!("processor answered {code:?}: {}", status.message())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(error: ApiError) -> (StatusCode, String) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap_or_default();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn internal_causes_never_reach_the_caller() {
+        let cause = "SELECT * FROM transactions WHERE password = 'hunter2'";
+        let (status, body) = body_of(ApiError::Internal(cause.to_owned())).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            !body.contains("SELECT") && !body.contains("hunter2"),
+            "{body}"
+        );
+        let (status, body) = body_of(ApiError::Unavailable(cause.to_owned())).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            !body.contains("SELECT") && !body.contains("hunter2"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_grpc_failure_is_an_opaque_500() {
+        let status = tonic::Status::internal("relation \"transactions\" does not exist");
+        let (code, body) = body_of(ApiError::from(status)).await;
+        assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.contains("relation"), "{body}");
     }
 }

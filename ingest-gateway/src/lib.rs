@@ -9,9 +9,10 @@ pub mod payload;
 pub mod processor_client;
 pub mod routes;
 pub mod shutdown;
+pub mod signatures;
 pub mod telemetry;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 use processor_client::ProcessorClient;
+use signatures::Verifier;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -27,6 +29,7 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub admin_token: Option<config::AdminToken>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub signatures: Arc<Verifier>,
 }
 
 pub struct Application {
@@ -56,10 +59,15 @@ pub fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Res
         max_body_bytes: config.max_body_bytes,
         admin_token: config.admin_token.clone(),
         metrics: metrics::handle(),
+        signatures: Arc::new(config.signatures.clone()),
+    };
+    let limits = routes::Limits {
+        max_concurrent_requests: config.max_concurrent_requests,
+        request_timeout: config.request_timeout,
     };
     Ok(Application {
         listener,
-        router: routes::router(state),
+        router: routes::router(state, limits),
     })
 }
 

@@ -20,6 +20,12 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(http_addr = %config.http_addr, processor_url = %config.processor_url, "ingest-gateway listening");
+    match config.signatures.schemes().as_slice() {
+        [] => tracing::warn!(
+            "webhook signatures are not checked: no RAZORPAY_WEBHOOK_SECRET, STANDARD_WEBHOOKS_SECRET or STRIPE_WEBHOOK_SECRET"
+        ),
+        schemes => tracing::info!(?schemes, "webhook signatures required"),
+    }
     match application.run_until_stopped(shutdown::on_signal()).await {
         Ok(()) => {
             tracing::info!("ingest-gateway stopped");

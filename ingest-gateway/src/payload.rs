@@ -4,17 +4,37 @@
 
 use serde::Deserialize;
 use serde_json::{error::Category, value::RawValue};
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, FieldError};
 
 /// A webhook whose fields have the right JSON types. `amount` keeps the number's exact
 /// text: it never passes through a float.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// (The schema documents the JSON body; unknown extra fields are allowed.)
+#[derive(Clone, Debug, PartialEq, Eq, ToSchema)]
+#[schema(example = json!({
+    "transaction_id": "txn_abc123def456",
+    "source_account": "acc_user_789",
+    "destination_account": "acc_merchant_456",
+    "amount": 1500.50,
+    "currency": "INR"
+}))]
 pub struct WebhookPayload {
+    /// 1 to 128 characters of `A-Z a-z 0-9 _ . : -`.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128)]
     pub transaction_id: String,
+    /// As `transaction_id`.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128)]
     pub source_account: String,
+    /// As `transaction_id`.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128)]
     pub destination_account: String,
+    /// A JSON number above 0, kept exactly (never through a float): at most 15 integer
+    /// digits and no more decimals than the currency has.
+    #[schema(value_type = f64, example = 1500.50, exclusive_minimum = 0, exclusive_maximum = 1e15)]
     pub amount: String,
+    /// ISO 4217 code, such as `INR` (upper case; the processor checks it is a real code).
+    #[schema(pattern = "^[A-Z]{3}$", example = "INR")]
     pub currency: String,
 }
 
@@ -139,6 +159,105 @@ mod tests {
                 ),
                 "{body:?}"
             );
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::*;
+
+        /// Decimal text as a JSON number may be written: no leading zeros, optional
+        /// fraction and exponent, maybe negative.
+        fn number_text() -> impl Strategy<Value = String> {
+            (
+                any::<bool>(),
+                "(0|[1-9][0-9]{0,30})",
+                proptest::option::of("[0-9]{1,20}"),
+                proptest::option::of("[eE][+-]?[0-9]{1,3}"),
+            )
+                .prop_map(|(negative, integer, fraction, exponent)| {
+                    let mut text = String::new();
+                    if negative {
+                        text.push('-');
+                    }
+                    text.push_str(&integer);
+                    if let Some(fraction) = fraction {
+                        text.push('.');
+                        text.push_str(&fraction);
+                    }
+                    text.push_str(&exponent.unwrap_or_default());
+                    text
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn never_panics_on_any_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = WebhookPayload::from_json(&body);
+            }
+
+            #[test]
+            fn never_panics_on_json_shaped_text(body in r#"[{}\[\]":,0-9a-z_ .\-]{0,200}"#) {
+                let _ = WebhookPayload::from_json(body.as_bytes());
+            }
+
+            #[test]
+            fn valid_payloads_round_trip_with_the_amount_exact(
+                transaction_id in any::<String>(),
+                source_account in any::<String>(),
+                destination_account in any::<String>(),
+                currency in any::<String>(),
+                amount in number_text(),
+                extra in any::<String>(),
+            ) {
+                // serde_json writes the strings (escapes included); the amount goes in as
+                // raw number text, as a webhook sender would write it.
+                let strings = json!({
+                    "transaction_id": transaction_id,
+                    "source_account": source_account,
+                    "destination_account": destination_account,
+                    "currency": currency,
+                    "unknown_extra": extra,
+                })
+                .to_string();
+                let body = format!("{{\"amount\":{amount},{}", &strings[1..]);
+                let parsed = WebhookPayload::from_json(body.as_bytes());
+                prop_assert_eq!(
+                    parsed.ok(),
+                    Some(WebhookPayload {
+                        transaction_id,
+                        source_account,
+                        destination_account,
+                        amount,
+                        currency,
+                    })
+                );
+            }
+
+            #[test]
+            fn a_wrongly_typed_field_is_named(
+                field in prop::sample::select(vec![
+                    "transaction_id", "source_account", "destination_account", "currency",
+                ]),
+                value in prop_oneof![
+                    Just(json!(1)), Just(json!(true)), Just(json!([])), Just(json!({})),
+                ],
+            ) {
+                let mut body = json!({
+                    "transaction_id": "t", "source_account": "a",
+                    "destination_account": "b", "amount": 1, "currency": "INR",
+                });
+                body[field] = value;
+                match WebhookPayload::from_json(body.to_string().as_bytes()) {
+                    Err(ApiError::InvalidFields(errors)) => {
+                        let fields: Vec<String> = errors.into_iter().map(|e| e.field).collect();
+                        prop_assert_eq!(fields, vec![field.to_owned()]);
+                    }
+                    other => prop_assert!(false, "{:?}", other),
+                }
+            }
         }
     }
 }

@@ -141,15 +141,22 @@ fn default_ports(binary: &str) -> BTreeSet<u16> {
     ports
 }
 
-/// The gateway's HTTP routes, read from its route modules.
+/// The gateway's HTTP routes, read from its route modules: plain axum `.route("…"`
+/// calls and utoipa `path = "…"` annotations.
 fn gateway_routes() -> BTreeSet<String> {
     let mut routes = BTreeSet::new();
     let directory = root().join("ingest-gateway/src/routes");
     for entry in fs::read_dir(&directory).expect("ingest-gateway/src/routes") {
         let source = fs::read_to_string(entry.expect("entry").path()).expect("route module");
-        for rest in source.split(".route(\"").skip(1) {
-            if let Some((path, _)) = rest.split_once('"') {
-                routes.insert(path.to_owned());
+        for marker in [".route(", "path = "] {
+            for rest in source.split(marker).skip(1) {
+                let rest = rest.trim_start();
+                if let Some(quoted) = rest.strip_prefix('"')
+                    && let Some((path, _)) = quoted.split_once('"')
+                    && path.starts_with('/')
+                {
+                    routes.insert(path.to_owned());
+                }
             }
         }
     }

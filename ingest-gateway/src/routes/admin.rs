@@ -3,26 +3,38 @@
 //! `ADMIN_TOKEN` configured the route refuses every call.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, State},
     http::{HeaderMap, StatusCode, header},
-    routing::post,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::request_id;
 use crate::{
     AppState,
     conversions::TransactionView,
-    error::{ApiError, Result},
+    error::{ApiError, Problem, Result},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/v1/transactions/{transaction_id}/retry",
-        post(retry_transaction),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(retry_transaction))
 }
 
+/// Re-drives a FAILED transaction: back to PROCESSING, its attempts starting over.
+#[utoipa::path(
+    post,
+    path = "/v1/transactions/{transaction_id}/retry",
+    tag = "admin",
+    params(("transaction_id" = String, Path, description = "The FAILED transaction's id")),
+    responses(
+        (status = 202, description = "Re-driven; processing again", body = TransactionView),
+        (status = 401, description = "Missing or wrong bearer token (Authorization: Bearer ADMIN_TOKEN)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "ADMIN_TOKEN is not configured", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown transaction", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The transaction is not FAILED", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Processor unavailable, or load shed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn retry_transaction(
     State(state): State<AppState>,
     Path(transaction_id): Path<String>,
@@ -51,10 +63,10 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<()> {
         .and_then(|value| value.strip_prefix("Bearer "));
     match presented {
         Some(token) if expected.matches(token) => Ok(()),
-        Some(_) => Err(ApiError::Unauthorized(
+        Some(_) => Err(ApiError::AdminUnauthorized(
             "the bearer token is not valid".to_owned(),
         )),
-        None => Err(ApiError::Unauthorized(
+        None => Err(ApiError::AdminUnauthorized(
             "send Authorization: Bearer <ADMIN_TOKEN>".to_owned(),
         )),
     }

@@ -1,4 +1,5 @@
-//! Every route of the REST API, merged in one place with the layers that wrap them.
+//! Every route of the REST API, merged in one place with the layers that wrap them, and the
+//! OpenAPI document generated from the same routes (so it cannot drift from them).
 
 mod admin;
 mod health;
@@ -6,42 +7,117 @@ mod readiness;
 mod transactions;
 mod webhooks;
 
-use axum::{Router, extract::DefaultBodyLimit, http::HeaderName};
-use tower::ServiceBuilder;
+use std::time::Duration;
+
+use axum::{
+    Router,
+    body::Body,
+    error_handling::HandleErrorLayer,
+    extract::{DefaultBodyLimit, Request, State},
+    http::{HeaderName, HeaderValue, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tower::{
+    BoxError, ServiceBuilder, limit::GlobalConcurrencyLimitLayer, load_shed::LoadShedLayer,
+};
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::{AppState, error::ApiError, processor_client::REQUEST_ID_KEY};
+use crate::{
+    AppState,
+    error::{ApiError, FieldError, Problem},
+    processor_client::REQUEST_ID_KEY,
+};
 
-pub fn router(state: AppState) -> Router {
-    let request_id = HeaderName::from_static(REQUEST_ID_KEY);
-    let max_body_bytes = state.max_body_bytes;
-    Router::new()
-        .merge(health::router())
+/// The document's frame; the paths come from the routers below.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "payment-webhooks ingest gateway",
+        description = "Receives payment webhooks (202 once durably stored) and serves transaction status. Every error is application/problem+json."
+    ),
+    components(schemas(Problem, FieldError))
+)]
+struct ApiDoc;
+
+/// What bounds the API routes' work.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Requests handled at once; more are shed with 503, never queued.
+    pub max_concurrent_requests: usize,
+    /// The most one request may take, body read included.
+    pub request_timeout: Duration,
+}
+
+fn documented_routes(limits: &Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    // Shedding applies to the routes that call the processor, not to `GET /` (a health
+    // check shed under load would get a busy replica killed) nor to the document.
+    //
+    // Order, outermost first: errors of the layers below become problem+json; `LoadShed`
+    // answers at once when the limit below it is not ready (instead of waiting for a
+    // permit); the concurrency limit is global, one semaphore shared by every route
+    // (a per-route `ConcurrencyLimitLayer` would give each route its own); the timeout
+    // counts from when the request holds a permit.
+    let overload = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overload_error))
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::new(
+            limits.max_concurrent_requests,
+        ))
+        .timeout(limits.request_timeout);
+    let api = OpenApiRouter::new()
         .merge(webhooks::router())
         .merge(transactions::router())
-        .merge(readiness::router())
         .merge(admin::router())
+        .layer(overload);
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(api)
+        .split_for_parts()
+}
+
+pub fn router(state: AppState, limits: Limits) -> Router {
+    let request_id = HeaderName::from_static(REQUEST_ID_KEY);
+    let max_body_bytes = state.max_body_bytes;
+    let (routes, document) = documented_routes(&limits);
+    let document = document.to_json().unwrap_or_default();
+    routes
         .route(
-            "/metrics",
-            axum::routing::get(|axum::extract::State(state): axum::extract::State<AppState>| async move {
-                state.metrics.render()
+            "/openapi.json",
+            get(move || async move {
+                ([(header::CONTENT_TYPE, "application/json")], document)
             }),
         )
+        // Operational routes, outside the API document and the shedding: a probe or a
+        // scrape that is shed under load would hide the very overload it should show.
+        .merge(readiness::router())
+        .route(
+            "/metrics",
+            get(|State(state): State<AppState>| async move { state.metrics.render() }),
+        )
+        // Inside the routing, so each request is counted under its matched route.
+        .route_layer(middleware::from_fn(crate::metrics::record))
         .fallback(|| async { ApiError::NotFound("no such resource".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        // Inside the routing, so each request is counted under its matched route.
-        .route_layer(axum::middleware::from_fn(crate::metrics::record))
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        // Outermost first: the request id is set before the trace span opens, so the span
-        // and the response both carry it.
+        // Outermost first: the request id is set before anything else, so the problem
+        // bodies, the trace span and the response all carry it.
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(
+                .layer(middleware::from_fn(request_id_in_problems))
+                // `on_failure(())`: no line per 5xx from the trace layer. Causes worth a line
+                // are logged once by `ApiError` (internal errors, unreachable processor);
+                // a shed request is expected under overload, and logging each one would
+                // spend the CPU that shedding is meant to save.
+                .layer(TraceLayer::new_for_http().on_failure(()).make_span_with(
                     |request: &axum::http::Request<_>| {
                         let request_id = request
                             .headers()
@@ -53,6 +129,51 @@ pub fn router(state: AppState) -> Router {
                 ))
                 .layer(PropagateRequestIdLayer::new(request_id)),
         )
+}
+
+/// The overload layers' errors as our problems: shedding and timeouts are 503 with
+/// `Retry-After`.
+async fn overload_error(error: BoxError) -> ApiError {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::Overloaded
+    } else if error.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Unavailable("the request took longer than REQUEST_TIMEOUT".to_owned())
+    } else {
+        ApiError::Internal(format!("unexpected middleware error: {error}"))
+    }
+}
+
+/// Adds the request id to every problem+json body, wherever it was made (handler,
+/// extractor, fallback or layer), so a caller can quote it. Only error answers are
+/// touched, and they are small.
+async fn request_id_in_problems(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let response = next.run(request).await;
+    let is_problem = response.headers().get(header::CONTENT_TYPE)
+        == Some(&HeaderValue::from_static("application/problem+json"));
+    let Some(id) = id.filter(|_| is_problem) else {
+        return response;
+    };
+    let (mut parts, body) = response.into_parts();
+    let problem = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(bytes) => serde_json::from_slice::<Problem>(&bytes).ok(),
+        Err(_) => None,
+    };
+    let Some(mut problem) = problem else {
+        return ApiError::Internal("a problem body could not be re-read".to_owned())
+            .into_response();
+    };
+    problem.request_id = Some(id);
+    let Ok(bytes) = serde_json::to_vec(&problem) else {
+        return ApiError::Internal("a problem body could not be written".to_owned())
+            .into_response();
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// The request id that `SetRequestIdLayer` guaranteed, for passing on to the processor.

@@ -5,28 +5,41 @@
 use std::collections::HashMap;
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, Query, State},
     http::HeaderMap,
-    routing::get,
 };
 use chrono::{DateTime, Utc};
 use payments_proto::v1 as pb;
 use serde::Serialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::request_id;
 use crate::{
     AppState,
     conversions::TransactionView,
-    error::{ApiError, FieldError, Result},
+    error::{ApiError, FieldError, Problem, Result},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/transactions", get(list_transactions))
-        .route("/v1/transactions/{transaction_id}", get(get_transaction))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_transaction))
+        .routes(routes!(list_transactions))
 }
 
+/// A transaction's stored state: `PROCESSING`, then `PROCESSED` or `FAILED`.
+#[utoipa::path(
+    get,
+    path = "/v1/transactions/{transaction_id}",
+    tag = "transactions",
+    params(("transaction_id" = String, Path, description = "The webhook's transaction_id", pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128)),
+    responses(
+        (status = 200, body = TransactionView),
+        (status = 404, description = "Unknown transaction", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An id that cannot exist", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Processor unavailable, or load shed; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_transaction(
     State(state): State<AppState>,
     Path(transaction_id): Path<String>,
@@ -39,13 +52,32 @@ async fn get_transaction(
     Ok(Json(TransactionView::try_from(transaction)?))
 }
 
-#[derive(Serialize)]
+/// One page of transactions.
+#[derive(Serialize, utoipa::ToSchema)]
 struct TransactionPage {
     transactions: Vec<TransactionView>,
     /// Pass as `page_token` for the next page; null on the last one.
     next_page_token: Option<String>,
 }
 
+/// Transactions newest first, filtered by status and creation time, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/transactions",
+    tag = "transactions",
+    params(
+        ("status" = Option<String>, Query, description = "PROCESSING, PROCESSED or FAILED"),
+        ("created_after" = Option<String>, Query, description = "RFC 3339; created at or after"),
+        ("created_before" = Option<String>, Query, description = "RFC 3339; created before"),
+        ("page_size" = Option<u32>, Query, description = "1 to 500; 50 if absent"),
+        ("page_token" = Option<String>, Query, description = "next_page_token of the previous page"),
+    ),
+    responses(
+        (status = 200, body = TransactionPage),
+        (status = 422, description = "A parameter is invalid; each is named", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Processor unavailable, or load shed; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list_transactions(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,

@@ -1,25 +1,58 @@
 //! `POST /v1/webhooks/transactions`: 202 once the transaction is committed, with no body.
 
 use axum::{
-    Router,
     body::Bytes,
     extract::{FromRequest, Request, State},
     http::{HeaderMap, StatusCode, header},
-    routing::post,
 };
+use chrono::Utc;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::request_id;
-use crate::{AppState, error::ApiError, error::Result, payload::WebhookPayload};
+use crate::{
+    AppState,
+    error::{ApiError, Problem, Result},
+    payload::WebhookPayload,
+};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/webhooks/transactions", post(receive_webhook))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(receive_webhook))
 }
 
+/// Receives a transaction webhook: 202 once it is committed. When a signature secret is
+/// configured, the request must be signed (Razorpay, Standard Webhooks or Stripe headers).
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/transactions",
+    tag = "webhooks",
+    request_body(content = WebhookPayload, content_type = "application/json"),
+    params(
+        ("X-Razorpay-Signature" = Option<String>, Header, description = "Razorpay: hex HMAC-SHA256 of the body"),
+        ("webhook-id" = Option<String>, Header, description = "Standard Webhooks: message id"),
+        ("webhook-timestamp" = Option<String>, Header, description = "Standard Webhooks: Unix seconds"),
+        ("webhook-signature" = Option<String>, Header, description = "Standard Webhooks: space-separated v1,<base64> signatures"),
+        ("Stripe-Signature" = Option<String>, Header, description = "Stripe: t=<Unix seconds>,v1=<hex>[,v1=...]"),
+    ),
+    responses(
+        (status = 202, description = "Stored durably; processing follows in the background"),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, malformed, stale or wrong signature (only when a secret is configured)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The same transaction_id came before with a different payload", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Processor unavailable, or load shed; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn receive_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
     WebhookBody(body): WebhookBody,
 ) -> Result<StatusCode> {
+    // Over the raw bytes, before any parsing.
+    state
+        .signatures
+        .verify(&headers, &body, Utc::now().timestamp())?;
     let payload = WebhookPayload::from_json(&body)?;
     state
         .processor

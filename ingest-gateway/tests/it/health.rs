@@ -68,3 +68,26 @@ async fn every_answer_carries_a_request_id() {
     );
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn problem_bodies_carry_the_request_id() {
+    let stack = Stack::start("30s").await;
+    let response = stack
+        .http
+        .get(stack.url("/v2/nothing"))
+        .header("x-request-id", "req-problem-42")
+        .send()
+        .await
+        .expect("answer");
+    let problem = expect_problem(response, reqwest::StatusCode::NOT_FOUND).await;
+    assert_eq!(problem["request_id"], "req-problem-42");
+    let made = stack.post_raw("{", "application/json").await;
+    let header = made
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let problem = expect_problem(made, reqwest::StatusCode::BAD_REQUEST).await;
+    assert_eq!(problem["request_id"].as_str(), header.as_deref());
+    stack.stop().await;
+}

@@ -23,17 +23,22 @@ pub struct Stack {
 impl Stack {
     /// Processor (with `delay`) and gateway, both started and listening.
     pub async fn start(delay: &'static str) -> Self {
-        Self::start_with(Setup::new(delay).await, &[]).await
+        Self::start_with(delay, &[]).await
     }
 
-    /// As `start`, with the processor set up by `setup` and the gateway given `gateway_env`.
-    pub async fn start_with(setup: Setup, gateway_env: &[(&str, &str)]) -> Self {
-        // The gateway's metrics recorder first: metrics are process-wide, and the test
-        // reads the gateway's /metrics.
+    /// As [`Stack::start`], with gateway settings added to (or replacing) the defaults.
+    pub async fn start_with(delay: &'static str, gateway_settings: &[(&str, &str)]) -> Self {
+        Self::start_with_setup(Setup::new(delay).await, gateway_settings).await
+    }
+
+    /// As [`Stack::start_with`], with the processor configured by `setup`.
+    pub async fn start_with_setup(setup: Setup, gateway_settings: &[(&str, &str)]) -> Self {
+        // The gateway's metrics recorder first: metrics are process-wide, and tests read
+        // the gateway's /metrics.
         ingest_gateway::metrics::handle();
         let processor = setup.start().await;
         let (gateway_addr, gateway_shutdown, gateway) =
-            start_gateway(&processor.url(), gateway_env).await;
+            start_gateway_with(&processor.url(), gateway_settings).await;
         Self {
             setup,
             processor,
@@ -97,30 +102,29 @@ impl Stack {
     }
 }
 
-pub async fn start_gateway(
+/// A gateway alone (its processor calls go to `processor_url`), with `settings` added to
+/// (or replacing) the test defaults.
+pub async fn start_gateway_with(
     processor_url: &str,
-    extra: &[(&str, &str)],
+    settings: &[(&str, &str)],
 ) -> (
     SocketAddr,
     CancellationToken,
     JoinHandle<anyhow::Result<()>>,
 ) {
-    let mut pairs = vec![
-        ("HTTP_ADDR", "127.0.0.1:0".to_owned()),
-        ("PROCESSOR_URL", processor_url.to_owned()),
+    let defaults = [
+        ("HTTP_ADDR", "127.0.0.1:0"),
+        ("PROCESSOR_URL", processor_url),
         // Generous: debug builds on a loaded 2-core machine.
-        ("PROCESSOR_TIMEOUT", "10s".to_owned()),
-        ("MAX_BODY_BYTES", "4096".to_owned()),
+        ("PROCESSOR_TIMEOUT", "10s"),
+        ("MAX_BODY_BYTES", "4096"),
     ];
-    for (name, value) in extra {
-        pairs.retain(|(existing, _)| existing != name);
-        pairs.push((*name, (*value).to_owned()));
-    }
     let config = ingest_gateway::Config::from_lookup(|name| {
-        pairs
+        settings
             .iter()
+            .chain(defaults.iter())
             .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| (*v).to_owned())
     })
     .expect("valid gateway configuration");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");

@@ -6,7 +6,10 @@
 mod helpers;
 
 mod health;
+mod openapi;
 mod operations;
+mod overload;
+mod signatures;
 mod transactions;
 mod validation;
 mod webhooks;

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{
-    Stack, expect_problem, problem_fields, seed_webhook, start_gateway, unique_id,
+    Stack, expect_problem, problem_fields, seed_webhook, start_gateway_with, unique_id,
 };
 
 #[tokio::test]
@@ -17,7 +17,7 @@ async fn readyz_follows_the_processors_dependencies() {
     setup
         .set("REDIS_URL", redis.url())
         .set("RECONCILE_INTERVAL", "200ms");
-    let stack = Stack::start_with(setup, &[]).await;
+    let stack = Stack::start_with_setup(setup, &[]).await;
     let ready = stack
         .http
         .get(stack.url("/readyz"))
@@ -65,7 +65,7 @@ async fn readyz_follows_the_processors_dependencies() {
 #[tokio::test]
 async fn an_unreachable_processor_is_503_with_retry_after_never_a_hang() {
     let port = processor::testing::free_port();
-    let (addr, shutdown, task) = start_gateway(
+    let (addr, shutdown, task) = start_gateway_with(
         &format!("http://127.0.0.1:{port}"),
         &[("PROCESSOR_TIMEOUT", "450ms")],
     )
@@ -190,7 +190,7 @@ async fn the_admin_retry_needs_the_token_and_a_failed_transaction() {
     setup
         .set("SIMULATED_FAILURE_ID_PREFIX", "fail_")
         .set("MAX_ATTEMPTS", "1");
-    let stack = Stack::start_with(setup, &[("ADMIN_TOKEN", TOKEN)]).await;
+    let stack = Stack::start_with_setup(setup, &[("ADMIN_TOKEN", TOKEN)]).await;
     let failing = unique_id("fail");
     let fine = unique_id("fine");
     for id in [&failing, &fine] {

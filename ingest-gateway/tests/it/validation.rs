@@ -61,6 +61,7 @@ async fn malformed_json_is_400() {
                 .is_some_and(|d| d.contains("JSON")),
             "{problem}"
         );
+        assert_eq!(problem_fields(&problem), vec!["body"]);
     }
     stack.stop().await;
 }
@@ -70,11 +71,12 @@ async fn wrong_content_type_is_415() {
     let stack = Stack::start("30s").await;
     let body = seed_webhook(&unique_id("ct")).to_string();
     for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
-        expect_problem(
+        let problem = expect_problem(
             stack.post_raw(&body, content_type).await,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
         )
         .await;
+        assert_eq!(problem_fields(&problem), vec!["content-type"]);
     }
     let no_header = stack
         .http
@@ -109,6 +111,7 @@ async fn oversized_body_is_413() {
             .as_str()
             .is_some_and(|d| d.contains("4096"))
     );
+    assert_eq!(problem_fields(&problem), vec!["body"]);
     stack.stop().await;
 }
 
@@ -121,5 +124,33 @@ async fn a_body_that_is_not_an_object_is_422() {
     )
     .await;
     assert_eq!(problem_fields(&problem), vec!["body"]);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn several_bad_fields_are_all_named_and_unknown_fields_are_tolerated() {
+    let stack = Stack::start("30s").await;
+    let body = r#"{"transaction_id":7,"amount":"12","currency":["INR"],"source_account":"a","meta":{"x":1}}"#;
+    let problem = expect_problem(
+        stack.post_raw(body, "application/json").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        problem_fields(&problem),
+        vec![
+            "transaction_id",
+            "destination_account",
+            "currency",
+            "amount"
+        ]
+    );
+    let mut extra = seed_webhook(&unique_id("extra"));
+    extra["event"] = json!("payment.captured");
+    extra["nested"] = json!({"deep": [1, 2, {"x": null}]});
+    assert_eq!(
+        stack.post_webhook(&extra).await.status(),
+        StatusCode::ACCEPTED
+    );
     stack.stop().await;
 }

@@ -1,0 +1,121 @@
+//! Overload: past MAX_CONCURRENT_REQUESTS the gateway sheds at once with 503 problem+json
+//! and Retry-After, rather than queueing behind a slow processor.
+#![allow(clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use tokio::{io::AsyncReadExt, net::TcpListener};
+
+use crate::helpers::{expect_problem, seed_webhook, start_gateway_with, unique_id};
+
+/// A "processor" that accepts connections and never answers: every call waits out its
+/// deadline.
+async fn black_hole() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut socket, _)) = listener.accept().await {
+            // Read and drop what the client sends, so it never blocks on a full buffer.
+            held.push(tokio::spawn(async move {
+                let mut sink = [0_u8; 4096];
+                while matches!(socket.read(&mut sink).await, Ok(n) if n > 0) {}
+            }));
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn past_the_limit_requests_are_shed_at_once_with_503() {
+    let processor = black_hole().await;
+    let (addr, shutdown, gateway) = start_gateway_with(
+        &processor,
+        &[
+            ("MAX_CONCURRENT_REQUESTS", "2"),
+            ("PROCESSOR_TIMEOUT", "3s"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/v1/webhooks/transactions");
+
+    // Two requests take the two permits and hang on the processor.
+    let mut holders = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let (http, url) = (http.clone(), url.clone());
+        holders.spawn(async move {
+            http.post(url)
+                .json(&seed_webhook(&unique_id("hold")))
+                .send()
+                .await
+                .map(|r| r.status())
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Everything beyond the limit is answered at once.
+    let mut shed = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (http, url) = (http.clone(), url.clone());
+        shed.spawn(async move {
+            let started = Instant::now();
+            let response = http
+                .post(url)
+                .json(&seed_webhook(&unique_id("shed")))
+                .send()
+                .await
+                .expect("answer");
+            (started.elapsed(), response)
+        });
+    }
+    while let Some(result) = shed.join_next().await {
+        let (elapsed, response) = result.expect("task");
+        assert!(
+            elapsed < Duration::from_millis(1000),
+            "shed after {elapsed:?}, not at once"
+        );
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let problem = expect_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+        assert_eq!(problem["type"], "urn:payment-webhooks:problem:overloaded");
+        assert!(problem["request_id"].is_string(), "{problem}");
+        assert!(retry_after.is_some_and(|s| s.parse::<u32>().is_ok()));
+    }
+
+    // Health is not behind the limit.
+    let health = http
+        .get(format!("http://{addr}/"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(health.status(), StatusCode::OK);
+
+    // The held requests end at the processor's deadline, as 503 too.
+    while let Some(status) = holders.join_next().await {
+        assert_eq!(
+            status.expect("task").expect("answer"),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    // Permits came back: the next request reaches the (silent) processor again.
+    let started = Instant::now();
+    let after = http
+        .post(&url)
+        .json(&seed_webhook(&unique_id("after")))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(after.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "not shed: waited for the deadline"
+    );
+
+    shutdown.cancel();
+    gateway.await.expect("task").expect("gateway stops");
+}
