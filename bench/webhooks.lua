@@ -1,4 +1,4 @@
--- wrk script for bench/overload.sh: POSTs webhooks with a unique transaction_id per
+-- wrk script for bench/ingest.sh and bench/overload.sh: POSTs webhooks with a unique transaction_id per
 -- request and counts 202 (accepted) against 503: shed at the gateway's concurrency limit
 -- ("overloaded") or past a deadline ("unavailable"), and anything else.
 --
@@ -56,10 +56,11 @@ function done(summary, latency, requests)
   io.write(string.format(
     "RESULT responses=%d accepted_202=%d (%.1f%%) shed_503=%d (%.1f%%) " ..
     "deadline_503=%d (%.1f%%) other=%d " ..
-    "p50_ms=%.1f p99_ms=%.1f max_ms=%.1f req_per_s=%.0f " ..
+    "p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f max_ms=%.1f req_per_s=%.0f accepted_per_s=%.0f " ..
     "socket_errors(connect=%d read=%d write=%d timeout=%d)\n",
     a + s + u + o, a, 100 * a / total, s, 100 * s / total, u, 100 * u / total, o,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
-    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000,
+    summary.requests / (summary.duration / 1e6), a / (summary.duration / 1e6),
     errors.connect, errors.read, errors.write, errors.timeout))
 end
