@@ -14,7 +14,7 @@ COUNT=${COUNT:-100000}
 DATABASE_URL=${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/webhooks}
 ulimit -n 65536 2>/dev/null || true
 
-pid=$(pgrep -xo processor) || { echo "processing.sh: no processor running" >&2; exit 1; }
+pid=$(pgrep -xn processor) || { echo "processing.sh: no processor running" >&2; exit 1; }
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$pid/status"; }
 count() { psql "$DATABASE_URL" -qtAc "SELECT count(*) FROM transactions WHERE status = '$1' AND transaction_id LIKE 'bench_%'"; }
 
@@ -25,6 +25,7 @@ echo "processor pid $pid, idle RSS $(( $(rss) / 1024 )) MiB"
 started=$(date +%s.%N)
 wrk -t2 -c64 -d600s --timeout 10s -s webhooks.lua "$URL" -- >/dev/null &
 wrk_pid=$!
+trap 'kill "$wrk_pid" 2>/dev/null || true' EXIT
 peak=0
 while :; do
   stored=$(psql "$DATABASE_URL" -qtAc "SELECT count(*) FROM transactions WHERE transaction_id LIKE 'bench_%'")

@@ -15,6 +15,7 @@ pub mod telemetry;
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -78,7 +79,13 @@ impl Application {
 
     /// Serves until `shutdown`, then finishes the requests in flight.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
+        // TCP_NODELAY: a small response must not wait on Nagle's algorithm.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::warn!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .context("HTTP server failed")
