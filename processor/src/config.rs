@@ -36,6 +36,7 @@ pub const VARIABLES: &[&str] = &[
     "RUST_LOG",
     "INGEST_BATCH_SIZE",
     "INGEST_WRITERS",
+    "MAX_CONCURRENT_CALLS",
 ];
 
 #[derive(Clone, Debug)]
@@ -96,6 +97,9 @@ pub struct Config {
     pub ingest_batch_size: usize,
     /// `INGEST_WRITERS`: ingest batches written at once.
     pub ingest_writers: usize,
+    /// `MAX_CONCURRENT_CALLS`: gRPC calls in progress per connection; more are refused
+    /// at once with RESOURCE_EXHAUSTED (the gateway answers 503) instead of queueing.
+    pub max_concurrent_calls: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,6 +160,10 @@ impl Config {
             metrics_addr: parse_addr("METRICS_ADDR", &get("METRICS_ADDR", "0.0.0.0:9090"))?,
             ingest_batch_size: parse_number("INGEST_BATCH_SIZE", &get("INGEST_BATCH_SIZE", "256"))?,
             ingest_writers: parse_number("INGEST_WRITERS", &get("INGEST_WRITERS", "4"))?,
+            max_concurrent_calls: parse_number(
+                "MAX_CONCURRENT_CALLS",
+                &get("MAX_CONCURRENT_CALLS", "1024"),
+            )?,
             watch_poll_interval: parse_duration(
                 "WATCH_POLL_INTERVAL",
                 &get("WATCH_POLL_INTERVAL", "250ms"),

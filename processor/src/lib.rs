@@ -50,6 +50,7 @@ pub struct Application {
     outbox: Outbox,
     /// The group had to be created: the stream is new or Redis lost it.
     stream_was_lost: bool,
+    max_concurrent_calls: usize,
 }
 
 /// Connects to PostgreSQL and Redis, applies migrations, and binds `config.grpc_addr`.
@@ -163,6 +164,7 @@ pub async fn build_with_listeners(
         consumer,
         outbox,
         stream_was_lost,
+        max_concurrent_calls: config.max_concurrent_calls,
     })
 }
 
@@ -195,7 +197,14 @@ impl Application {
         self.monitor.observe().await;
         let monitor = tokio::spawn(self.monitor.run(shutdown.clone()));
         let metrics = tokio::spawn(metrics::serve(self.metrics_listener, shutdown.clone()));
-        let served = grpc::serve(self.listener, self.service, self.health, shutdown.clone()).await;
+        let served = grpc::serve(
+            self.listener,
+            self.service,
+            self.health,
+            self.max_concurrent_calls,
+            shutdown.clone(),
+        )
+        .await;
         // Whatever ended first, stop the other too.
         shutdown.cancel();
         let consumed = consumer.await.context("consumer task panicked")?;

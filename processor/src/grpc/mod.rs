@@ -22,6 +22,7 @@ pub async fn serve(
     listener: TcpListener,
     service: TransactionServiceImpl,
     health: HealthReporter,
+    max_concurrent_calls: usize,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let health_service = HealthServer::new(HealthService::from_health_reporter(health));
@@ -33,6 +34,10 @@ pub async fn serve(
         // under load that is many resets at once, which h2's default (20) treats as an
         // attack and answers with GOAWAY, failing every call on the connection.
         .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESET_STREAMS))
+        // The processor's own overload guard: past the limit a call is refused at once
+        // (RESOURCE_EXHAUSTED) rather than queued without bound.
+        .concurrency_limit_per_connection(max_concurrent_calls)
+        .load_shed(true)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

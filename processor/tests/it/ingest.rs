@@ -129,3 +129,47 @@ async fn concurrent_different_payloads_for_one_id_make_one_row_and_conflicts() {
     assert_eq!(setup.entries_ever_added().await, 1);
     processor.stop().await;
 }
+
+#[tokio::test]
+async fn past_the_call_limit_the_processor_refuses_at_once_and_stores_nothing() {
+    let mut setup = Setup::new("30s").await;
+    setup.set("MAX_CONCURRENT_CALLS", "1");
+    let processor = setup.start().await;
+    let channel = processor.channel().await;
+
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let mut client = TransactionServiceClient::new(channel.clone());
+            let id = unique_id("guard");
+            let request = request(&id, "5");
+            tokio::spawn(async move { (id, client.ingest_transaction(request).await) })
+        })
+        .collect();
+    let mut accepted = 0;
+    let mut refused = Vec::new();
+    for call in calls {
+        let (id, answer) = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("answered, never queued without end")
+            .expect("task");
+        match answer {
+            Ok(_) => accepted += 1,
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+                refused.push(id);
+            }
+        }
+    }
+    assert!(accepted >= 1, "the limit lets calls through");
+    assert!(
+        !refused.is_empty(),
+        "50 calls at once on a limit of 1 must shed some"
+    );
+    let db = setup.database().await;
+    assert_eq!(
+        count_by_status(&db, "PROCESSING").await,
+        accepted,
+        "refused calls store nothing"
+    );
+    processor.stop().await;
+}
