@@ -269,19 +269,6 @@ where
     }
 }
 
-/// Rows in the test's database, whatever their status.
-pub async fn count_rows(db: &DatabaseConnection) -> i64 {
-    let row = db
-        .query_one_raw(Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT count(*) AS n FROM transactions",
-        ))
-        .await
-        .expect("count query")
-        .expect("one row");
-    row.try_get::<i64>("", "n").expect("count")
-}
-
 /// SPEC's guarantee, checked once everything has settled: every accepted id is stored and
 /// finished (PROCESSED or FAILED), each PROCESSED one has exactly one successful attempt,
 /// and no other row appeared.

@@ -5,7 +5,11 @@
 //! PostgreSQL commits far fewer, larger transactions. The writers are tasks of their own:
 //! a caller that hangs up cannot cut a commit-and-publish in half.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use sea_orm::DatabaseConnection;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -21,7 +25,7 @@ use crate::{
 /// Longest an answer waits for the XADDs after the commit. A slow or absent Redis must not
 /// turn a committed transaction into an error: the publish goes on in the background,
 /// and if it fails the outbox publishes the rows later.
-const PUBLISH_WAIT: Duration = Duration::from_millis(100);
+pub(super) const PUBLISH_WAIT: Duration = Duration::from_millis(100);
 
 /// One caller's ingest, waiting for its batch.
 pub struct Pending {
@@ -166,10 +170,11 @@ impl Writer {
         if created.is_empty() {
             return;
         }
+        let mut published: HashSet<&str> = HashSet::with_capacity(created.len());
         let mut entries: Vec<(String, Option<String>)> = Vec::with_capacity(created.len());
         for pending in batch {
             let id = pending.transaction.transaction_id.as_str();
-            if created.contains_key(id) && !entries.iter().any(|(known, _)| known == id) {
+            if created.contains_key(id) && published.insert(id) {
                 entries.push((id.to_owned(), pending.request_id.clone()));
             }
         }

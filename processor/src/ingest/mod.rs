@@ -24,9 +24,6 @@ pub struct Ingested {
     pub transaction: StoredTransaction,
 }
 
-/// Longest a re-drive waits for its XADD (see the batcher's `PUBLISH_WAIT`).
-const PUBLISH_WAIT: Duration = Duration::from_millis(100);
-
 /// Stores transactions and schedules their processing.
 #[derive(Clone)]
 pub struct Ingestor {
@@ -90,7 +87,7 @@ impl Ingestor {
                 tracing::warn!(transaction_id = %id, %error, "re-driven but not yet published; the outbox will publish it");
             }
         });
-        let _ = tokio::time::timeout(PUBLISH_WAIT, publish).await;
+        let _ = tokio::time::timeout(batcher::PUBLISH_WAIT, publish).await;
         repository::find(&self.db, transaction_id)
             .await?
             .ok_or_else(|| Error::NotFound(transaction_id.to_owned()))
