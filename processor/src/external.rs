@@ -1,6 +1,9 @@
 //! The slow external call that processing a transaction stands for: a delay, and a
 //! failure when configured (a share of calls, or ids with a given prefix) so retries,
 //! FAILED and the dead-letter stream can be seen working.
+//!
+//! The call is modelled as its delay: the scheduler (`processing`) waits it out as one
+//! timer among many, then asks for the call's result. No task sits per waiting call.
 
 use std::time::Duration;
 
@@ -12,9 +15,8 @@ pub struct ExternalCall {
 }
 
 impl ExternalCall {
-    /// Waits the delay (a timer, not a busy worker), then succeeds or fails.
-    pub async fn call(&self, transaction_id: &str) -> Result<(), String> {
-        tokio::time::sleep(self.delay).await;
+    /// The result of a call for `transaction_id` whose delay has passed.
+    pub fn result(&self, transaction_id: &str) -> Result<(), String> {
         if self
             .failing_id_prefix
             .as_deref()

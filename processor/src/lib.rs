@@ -1,7 +1,6 @@
 //! The processor: gRPC `TransactionService` over PostgreSQL, and the consumer group that
 //! processes what was stored. `main.rs` only reads the configuration and calls [`build`].
 
-pub mod batch;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -12,12 +11,12 @@ pub mod ingest;
 pub mod metrics;
 pub mod monitor;
 pub mod outbox;
+pub mod processing;
 pub mod shutdown;
 pub mod stream;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
-pub mod worker;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -31,8 +30,8 @@ pub use config::Config;
 use external::ExternalCall;
 use ingest::Ingestor;
 use outbox::Outbox;
+use processing::{Processing, RetryPolicy};
 use stream::{StreamNames, consumer::Consumer, publisher::Publisher};
-use worker::{RetryPolicy, Worker};
 
 /// Longest a non-blocking Redis command may take before it counts as failed.
 const REDIS_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -106,27 +105,31 @@ pub async fn build_with_listeners(
         max_delay: config.retry_max_delay,
         lease_margin: config.lease_margin,
     };
-    let acks = stream::consumer::ack_batcher(redis.clone(), names.clone());
     let consumer = Consumer {
         reader,
-        acker: redis,
-        acks,
-        names,
-        dead_letter_key: config.dead_letter_stream_key.clone(),
+        redis: redis.clone(),
+        names: names.clone(),
         batch_size: config.read_batch_size,
         max_in_flight: config.max_in_flight,
-        shutdown_grace: config.shutdown_grace,
         // An entry idle past a whole lease belongs to a consumer that stopped working on it.
         claim_min_idle: config.processing_delay + config.lease_margin,
         claim_interval: config.reconcile_interval,
-        worker: Worker::new(db.clone(), external, retry, config.consumer_name.clone()),
         stream_lost: stream_lost.clone(),
+        processing: Processing {
+            db: db.clone(),
+            redis: redis.clone(),
+            names: names.clone(),
+            dead_letter_key: config.dead_letter_stream_key.clone(),
+            external,
+            retry,
+            shutdown_grace: config.shutdown_grace,
+        },
     };
     let health = tonic_health::server::HealthReporter::new();
     let monitor = monitor::Monitor {
         db: db.clone(),
-        redis: consumer.acker.clone(),
-        names: consumer.names.clone(),
+        redis,
+        names,
         health: health.clone(),
         interval: Duration::from_secs(2).min(config.reconcile_interval),
     };

@@ -15,6 +15,7 @@
 
 pub mod consumer;
 pub mod publisher;
+pub mod settle;
 
 use std::time::Duration;
 

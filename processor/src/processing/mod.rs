@@ -1,0 +1,116 @@
+//! Processing what the consumer reads: claim each transaction (a lease on its row), wait
+//! out the external call's delay, record the outcome, acknowledge the entry; on failure
+//! retry with exponential backoff and jitter, up to `max_attempts`, then FAILED.
+//!
+//! Waiting scales with memory, not with tasks: one scheduler task holds every waiting
+//! transaction as a small record in a timer wheel (`scheduler`), and the database and
+//! Redis work is done in batches as deadlines pass (`steps`).
+
+mod scheduler;
+mod steps;
+
+use std::{sync::Arc, time::Duration};
+
+use fred::prelude::Client;
+use sea_orm::DatabaseConnection;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::{external::ExternalCall, stream::StreamNames};
+
+pub use scheduler::Scheduler;
+
+/// How a transaction is retried and how long its claims last.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Added to the call's delay to make the lease: past it, the claim is presumed dead.
+    pub lease_margin: Duration,
+}
+
+impl RetryPolicy {
+    /// Full jitter: a random wait up to `base × 2^(attempt−1)`, capped at `max_delay`.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(20);
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1 << exponent)
+            .min(self.max_delay);
+        ceiling.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// Everything the processing steps need, shared by the scheduler and its jobs.
+pub struct Processing {
+    pub db: DatabaseConnection,
+    /// For XACK, XDEL and dead letters.
+    pub redis: Client,
+    pub names: StreamNames,
+    pub dead_letter_key: String,
+    pub external: ExternalCall,
+    pub retry: RetryPolicy,
+    /// How long in-flight work may go on after shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+impl Processing {
+    /// Lease holder name: the consumer's.
+    fn owner(&self) -> &str {
+        &self.names.consumer
+    }
+
+    fn lease(&self) -> Duration {
+        self.external.delay + self.retry.lease_margin
+    }
+}
+
+/// One stream entry handed to processing. Small on purpose: up to `MAX_IN_FLIGHT` of
+/// them wait out their delay at once.
+#[derive(Debug)]
+pub struct Delivery {
+    pub entry_id: Box<str>,
+    pub transaction_id: Arc<str>,
+    /// The webhook's request id, for the logs.
+    pub request_id: Option<Box<str>>,
+    /// Held until this delivery is settled: the consumer reads no further than its
+    /// in-flight bound, so reaching the bound slows reading and never drops work.
+    pub slot: OwnedSemaphorePermit,
+}
+
+/// What handling one delivery did, for the logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// This delivery moved it to PROCESSED.
+    Processed,
+    /// Every attempt failed: it is now FAILED.
+    Failed,
+    /// It was already finished (a redelivery): nothing was done again.
+    AlreadyFinished,
+    /// Another live consumer holds it: that one will finish it.
+    HeldElsewhere,
+    /// Our lease expired mid-way and another consumer took over; we stopped.
+    LeaseLost,
+    /// No such transaction in PostgreSQL: nothing to do.
+    Unknown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_within_the_cap() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            lease_margin: Duration::from_secs(1),
+        };
+        for _ in 0..100 {
+            assert!(policy.backoff(1) <= Duration::from_millis(100));
+            assert!(policy.backoff(3) <= Duration::from_millis(400));
+            assert!(policy.backoff(30) <= Duration::from_secs(1));
+        }
+    }
+}

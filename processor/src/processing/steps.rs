@@ -1,0 +1,305 @@
+//! The batched steps of processing. Each step takes many transactions at once and costs
+//! one statement in PostgreSQL and one round trip to Redis for all of them: claiming
+//! leases, recording outcomes, acknowledging entries.
+
+use std::{
+    collections::{HashMap, HashSet},
+    future::Future,
+    sync::Arc,
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use sea_orm::DbErr;
+
+use super::{Delivery, Outcome, Processing};
+use crate::{
+    db::repository::{self, AttemptRecord, Claim},
+    domain::Status,
+    metrics,
+    stream::settle,
+};
+
+/// A delivery whose transaction this consumer has claimed: its external call is under way.
+#[derive(Debug)]
+pub(super) struct Claimed {
+    pub(super) delivery: Delivery,
+    pub(super) attempt: u32,
+    pub(super) started_at: DateTime<Utc>,
+    pub(super) created_at: DateTime<Utc>,
+}
+
+/// What the scheduler waits for.
+#[derive(Debug)]
+pub(super) enum Timer {
+    /// The external call's delay ends: record its result.
+    CallEnds(Claimed),
+    /// A failed transaction's backoff ends: claim it again for its next attempt.
+    RetryDue(Delivery),
+}
+
+/// What a step hands back to the scheduler.
+#[derive(Debug, Default)]
+pub(super) struct StepResult {
+    /// Timers to start: what to wait for, and how long.
+    pub(super) wait: Vec<(Timer, Duration)>,
+    /// Transactions no longer handled here: settled, or left pending in the group for
+    /// a later delivery.
+    pub(super) released: Vec<Arc<str>>,
+}
+
+impl StepResult {
+    fn release(&mut self, delivery: Delivery) {
+        self.released.push(delivery.transaction_id);
+    }
+}
+
+/// Claims a lease on each delivery's transaction; the claimed start their call's delay.
+pub(super) async fn claim(processing: &Processing, deliveries: Vec<Delivery>) -> StepResult {
+    let mut result = StepResult::default();
+    let ids: Vec<String> = deliveries
+        .iter()
+        .map(|delivery| delivery.transaction_id.to_string())
+        .collect();
+    let claims: HashMap<String, Claim> = match repository::claim_many(
+        &processing.db,
+        &ids,
+        processing.owner(),
+        processing.lease(),
+    )
+    .await
+    {
+        Ok(claims) => claims.into_iter().collect(),
+        Err(error) => {
+            tracing::warn!(count = ids.len(), %error, "claiming failed; the entries stay pending and will be delivered again");
+            deliveries.into_iter().for_each(|d| result.release(d));
+            return result;
+        }
+    };
+    let started_at = Utc::now();
+    let mut unclaimed = Vec::new();
+    for delivery in deliveries {
+        match claims.get(&*delivery.transaction_id) {
+            Some(claim) => {
+                let claimed = Claimed {
+                    delivery,
+                    attempt: claim.attempt,
+                    started_at,
+                    created_at: claim.created_at,
+                };
+                result
+                    .wait
+                    .push((Timer::CallEnds(claimed), processing.external.delay));
+            }
+            None => unclaimed.push(delivery),
+        }
+    }
+    settle_unclaimed(processing, unclaimed, &mut result).await;
+    result
+}
+
+/// Deliveries whose transaction could not be claimed: finished already, held by another
+/// live consumer, or unknown. Each is acknowledged; the transaction needs nothing from us.
+async fn settle_unclaimed(
+    processing: &Processing,
+    unclaimed: Vec<Delivery>,
+    result: &mut StepResult,
+) {
+    if unclaimed.is_empty() {
+        return;
+    }
+    let ids: Vec<String> = unclaimed
+        .iter()
+        .map(|delivery| delivery.transaction_id.to_string())
+        .collect();
+    let statuses: HashMap<String, String> = match repository::find_many(&processing.db, &ids).await
+    {
+        Ok(found) => found
+            .into_iter()
+            .map(|stored| (stored.transaction_id, stored.status))
+            .collect(),
+        Err(error) => {
+            tracing::warn!(count = ids.len(), %error, "reading unclaimed transactions failed; their entries stay pending");
+            unclaimed.into_iter().for_each(|d| result.release(d));
+            return;
+        }
+    };
+    let settled = unclaimed
+        .into_iter()
+        .map(|delivery| {
+            let outcome = match statuses.get(&*delivery.transaction_id) {
+                None => Outcome::Unknown,
+                Some(status) if status == Status::Processing.as_str() => Outcome::HeldElsewhere,
+                Some(_) => Outcome::AlreadyFinished,
+            };
+            (delivery, outcome)
+        })
+        .collect();
+    settle(processing, settled, result).await;
+}
+
+/// Records the result of every call whose delay has ended: successes in one statement,
+/// failures each with their error. Failures with attempts left wait out a backoff.
+pub(super) async fn finish(processing: &Processing, due: Vec<Claimed>) -> StepResult {
+    let mut result = StepResult::default();
+    let mut succeeded = Vec::with_capacity(due.len());
+    let mut failed = Vec::new();
+    for claimed in due {
+        match processing.external.result(&claimed.delivery.transaction_id) {
+            Ok(()) => succeeded.push(claimed),
+            Err(error) => failed.push((claimed, error)),
+        }
+    }
+    let mut settled = Vec::with_capacity(succeeded.len() + failed.len());
+    record_successes(processing, succeeded, &mut settled, &mut result).await;
+    for (claimed, error) in failed {
+        record_failure(processing, claimed, error, &mut settled, &mut result).await;
+    }
+    settle(processing, settled, &mut result).await;
+    result
+}
+
+async fn record_successes(
+    processing: &Processing,
+    succeeded: Vec<Claimed>,
+    settled: &mut Vec<(Delivery, Outcome)>,
+    result: &mut StepResult,
+) {
+    if succeeded.is_empty() {
+        return;
+    }
+    ::metrics::counter!(metrics::ATTEMPTS_TOTAL, "outcome" => "succeeded")
+        .increment(succeeded.len() as u64);
+    let records: Vec<(String, u32, DateTime<Utc>)> = succeeded
+        .iter()
+        .map(|c| {
+            (
+                c.delivery.transaction_id.to_string(),
+                c.attempt,
+                c.started_at,
+            )
+        })
+        .collect();
+    let recorded =
+        persistently(|| repository::record_successes(&processing.db, processing.owner(), &records))
+            .await;
+    let recorded: HashSet<String> = match recorded {
+        Ok(recorded) => recorded.into_iter().collect(),
+        Err(error) => {
+            tracing::warn!(count = records.len(), %error, "recording successes failed; the entries stay pending and will be delivered again");
+            succeeded
+                .into_iter()
+                .for_each(|c| result.release(c.delivery));
+            return;
+        }
+    };
+    for claimed in succeeded {
+        let outcome = if recorded.contains(&*claimed.delivery.transaction_id) {
+            finished(Status::Processed, claimed.created_at);
+            Outcome::Processed
+        } else {
+            Outcome::LeaseLost
+        };
+        settled.push((claimed.delivery, outcome));
+    }
+}
+
+async fn record_failure(
+    processing: &Processing,
+    claimed: Claimed,
+    error: String,
+    settled: &mut Vec<(Delivery, Outcome)>,
+    result: &mut StepResult,
+) {
+    ::metrics::counter!(metrics::ATTEMPTS_TOTAL, "outcome" => "failed").increment(1);
+    let transaction_id = &*claimed.delivery.transaction_id;
+    let attempt = claimed.attempt;
+    let last = attempt >= processing.retry.max_attempts;
+    let backoff = processing.retry.backoff(attempt);
+    tracing::warn!(%transaction_id, attempt, %error, last, "external call failed");
+    let record = AttemptRecord {
+        transaction_id,
+        owner: processing.owner(),
+        attempt,
+        started_at: claimed.started_at,
+    };
+    // While it backs off, the lease covers the backoff and the next attempt.
+    let lease = backoff + processing.lease();
+    let recorded =
+        persistently(|| repository::record_failure(&processing.db, &record, &error, last, lease))
+            .await;
+    match recorded {
+        Ok(true) if last => {
+            tracing::warn!(%transaction_id, attempts = attempt, %error, "transaction FAILED");
+            settle::dead_letter(
+                &processing.redis,
+                &processing.dead_letter_key,
+                transaction_id,
+                attempt,
+                &error,
+            )
+            .await;
+            finished(Status::Failed, claimed.created_at);
+            settled.push((claimed.delivery, Outcome::Failed));
+        }
+        Ok(true) => result
+            .wait
+            .push((Timer::RetryDue(claimed.delivery), backoff)),
+        Ok(false) => settled.push((claimed.delivery, Outcome::LeaseLost)),
+        Err(error) => {
+            tracing::warn!(%transaction_id, %error, "recording a failure failed; the entry stays pending and will be delivered again");
+            result.release(claimed.delivery);
+        }
+    }
+}
+
+/// Acknowledges the entries of settled deliveries, in one round trip, and logs each.
+async fn settle(
+    processing: &Processing,
+    settled: Vec<(Delivery, Outcome)>,
+    result: &mut StepResult,
+) {
+    if settled.is_empty() {
+        return;
+    }
+    let entry_ids: Vec<&str> = settled.iter().map(|(d, _)| &*d.entry_id).collect();
+    settle::acknowledge(&processing.redis, &processing.names, &entry_ids).await;
+    for (delivery, outcome) in settled {
+        tracing::info!(
+            transaction_id = %delivery.transaction_id,
+            request_id = delivery.request_id.as_deref().unwrap_or_default(),
+            entry_id = %delivery.entry_id,
+            ?outcome,
+            "transaction handled"
+        );
+        result.release(delivery);
+    }
+}
+
+/// Runs a write, retrying briefly on a database error: the external call has been made,
+/// and redoing it because one UPDATE failed would call it twice.
+async fn persistently<T, F, Fut>(write: F) -> Result<T, DbErr>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, DbErr>>,
+{
+    let mut pause = Duration::from_millis(100);
+    for _ in 0..5 {
+        match write().await {
+            Ok(done) => return Ok(done),
+            Err(error) => {
+                tracing::warn!(%error, "recording an outcome failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+        }
+    }
+    write().await
+}
+
+/// Counts a final status and how long the transaction took from creation.
+fn finished(status: Status, created_at: DateTime<Utc>) {
+    ::metrics::counter!(metrics::FINISHED_TOTAL, "status" => status.as_str()).increment(1);
+    let seconds = (Utc::now() - created_at).num_milliseconds() as f64 / 1_000.0;
+    ::metrics::histogram!(metrics::CREATED_TO_FINISHED_SECONDS).record(seconds.max(0.0));
+}
