@@ -22,6 +22,23 @@ if [ -z "${GRPCURL:-}" ]; then
 fi
 export GRPCURL
 
+# schemathesis, for the test that fuzzes the gateway against its own OpenAPI document
+# (ingest-gateway/tests/it/schemathesis.rs). Pinned: its checks and data generation change
+# between releases, and the test's seed only reproduces a run with the same version.
+SCHEMATHESIS_VERSION=4.32.5
+if [ -z "${SCHEMATHESIS:-}" ]; then
+  scripts_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+  installed=$(python3 -m pip show schemathesis 2>/dev/null | awk '/^Version:/ { print $2 }' || true)
+  if [ "$installed" != "$SCHEMATHESIS_VERSION" ]; then
+    say "installing schemathesis $SCHEMATHESIS_VERSION from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" \
+      || die "could not install schemathesis (pip install schemathesis==$SCHEMATHESIS_VERSION)"
+  fi
+  SCHEMATHESIS="$scripts_dir/schemathesis"
+  [ -x "$SCHEMATHESIS" ] || SCHEMATHESIS=$(command -v schemathesis) || die "schemathesis installed but not found"
+fi
+export SCHEMATHESIS
+
 cleanup() {
   # Tests make databases named pwtest_* and stream keys named test:*.
   psql "$POSTGRES_ADMIN_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'pwtest\_%'" |

@@ -25,14 +25,15 @@ pub fn router() -> OpenApiRouter<AppState> {
     post,
     path = "/v1/transactions/{transaction_id}/retry",
     tag = "admin",
-    params(("transaction_id" = String, Path, description = "The FAILED transaction's id")),
+    params(("transaction_id" = String, Path, description = "The FAILED transaction's id", pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128, example = "txn_abc123def456")),
     responses(
         (status = 202, description = "Re-driven; processing again", body = TransactionView),
         (status = 401, description = "Missing or wrong bearer token (Authorization: Bearer ADMIN_TOKEN)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "ADMIN_TOKEN is not configured", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown transaction", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The transaction is not FAILED", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Processor unavailable, or load shed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An id that cannot exist", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Processor unavailable, or load shed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 async fn retry_transaction(

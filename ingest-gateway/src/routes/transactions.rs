@@ -32,12 +32,12 @@ pub fn router() -> OpenApiRouter<AppState> {
     get,
     path = "/v1/transactions/{transaction_id}",
     tag = "transactions",
-    params(("transaction_id" = String, Path, description = "The webhook's transaction_id", pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128)),
+    params(("transaction_id" = String, Path, description = "The webhook's transaction_id", pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128, example = "txn_abc123def456")),
     responses(
         (status = 200, body = TransactionView),
         (status = 404, description = "Unknown transaction", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An id that cannot exist", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Processor unavailable, or load shed; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Processor unavailable, or load shed; see Retry-After", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 async fn get_transaction(
@@ -66,16 +66,16 @@ struct TransactionPage {
     path = "/v1/transactions",
     tag = "transactions",
     params(
-        ("status" = Option<String>, Query, description = "PROCESSING, PROCESSED or FAILED"),
-        ("created_after" = Option<String>, Query, description = "RFC 3339; created at or after"),
-        ("created_before" = Option<String>, Query, description = "RFC 3339; created before"),
-        ("page_size" = Option<u32>, Query, description = "1 to 500; 50 if absent"),
+        ("status" = Option<String>, Query, description = "PROCESSING, PROCESSED or FAILED", pattern = "^(PROCESSING|PROCESSED|FAILED)$"),
+        ("created_after" = Option<String>, Query, format = DateTime, description = "RFC 3339; created at or after"),
+        ("created_before" = Option<String>, Query, format = DateTime, description = "RFC 3339; created before"),
+        ("page_size" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1 to 500; 50 if absent"),
         ("page_token" = Option<String>, Query, description = "next_page_token of the previous page"),
     ),
     responses(
         (status = 200, body = TransactionPage),
         (status = 422, description = "A parameter is invalid; each is named", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Processor unavailable, or load shed; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Processor unavailable, or load shed; see Retry-After", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 async fn list_transactions(
@@ -110,8 +110,9 @@ fn list_request(query: &HashMap<String, String>) -> Result<pb::ListTransactionsR
                     "must be PROCESSING, PROCESSED or FAILED",
                 )),
             },
-            "created_after" | "created_before" => match value.parse::<DateTime<Utc>>() {
+            "created_after" | "created_before" => match DateTime::parse_from_rfc3339(value) {
                 Ok(at) => {
+                    let at = at.with_timezone(&Utc);
                     let timestamp = Some(prost_types::Timestamp {
                         seconds: at.timestamp(),
                         nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or_default(),
@@ -127,9 +128,11 @@ fn list_request(query: &HashMap<String, String>) -> Result<pb::ListTransactionsR
                     "must be an RFC 3339 time such as 2025-10-31T10:30:00Z",
                 )),
             },
+            // 0 would mean "absent" to the processor; here absent is absent. The upper
+            // bound is the processor's.
             "page_size" => match value.parse::<u32>() {
-                Ok(size) => request.page_size = size,
-                Err(_) => errors.push(FieldError::new(
+                Ok(size) if size > 0 => request.page_size = size,
+                _ => errors.push(FieldError::new(
                     name,
                     "must be a whole number from 1 to 500",
                 )),

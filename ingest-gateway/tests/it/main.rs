@@ -9,6 +9,7 @@ mod health;
 mod openapi;
 mod operations;
 mod overload;
+mod schemathesis;
 mod signatures;
 mod transactions;
 mod validation;

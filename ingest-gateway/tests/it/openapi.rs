@@ -38,6 +38,18 @@ async fn the_document_lists_the_routes_and_the_problem_schema() {
         webhook["responses"]["401"]["content"]["application/problem+json"].is_object(),
         "{webhook}"
     );
+    // Every 503 carries Retry-After, and says so.
+    for (path, method) in [
+        ("/v1/webhooks/transactions", "post"),
+        ("/v1/transactions/{transaction_id}", "get"),
+        ("/v1/transactions", "get"),
+        ("/v1/transactions/{transaction_id}/retry", "post"),
+    ] {
+        assert!(
+            paths[path][method]["responses"]["503"]["headers"]["Retry-After"].is_object(),
+            "{method} {path} does not document Retry-After on 503"
+        );
+    }
 
     let schemas = &document["components"]["schemas"];
     let problem = &schemas["Problem"];

@@ -213,16 +213,17 @@ async fn the_list_pages_newest_first_and_names_bad_parameters() {
     ids.reverse();
     assert_eq!(seen, ids);
 
+    // As the document says: page_size 1 to 500 (0 is not "absent").
     let bad = stack
         .http
-        .get(stack.url("/v1/transactions?status=DONE&created_after=yesterday"))
+        .get(stack.url("/v1/transactions?status=DONE&created_after=yesterday&page_size=0"))
         .send()
         .await
         .expect("answer");
     let problem = expect_problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
     let mut fields = problem_fields(&problem);
     fields.sort();
-    assert_eq!(fields, vec!["created_after", "status"]);
+    assert_eq!(fields, vec!["created_after", "page_size", "status"]);
     stack.stop().await;
 }
 
