@@ -1,49 +1,73 @@
 #!/usr/bin/env bash
-# Processing at scale against a running stack: ingests COUNT webhooks as fast as the
-# gateway takes them (wrk, unique ids), then measures the time until every one of them is
-# PROCESSED and the processor's resident memory (peak, sampled every second) while they
-# wait out their delay. Start the stack with the delay and in-flight bound to test, e.g.
+# Processing at scale against a running stack: COUNT transactions at once, the time until
+# every one is PROCESSED, and the processor's peak resident memory while they wait out
+# their delay. Start the stack with the delay and in-flight bound to test, e.g.
 #
 #   PROFILE=release PROCESSING_DELAY=30s MAX_IN_FLIGHT=100000 scripts/dev.sh
-#   COUNT=100000 bench/processing.sh
+#   COUNT=100000 bench/processing.sh               # MODE=backlog (default)
+#   COUNT=30000 MODE=ingest bench/processing.sh
+#
+# MODE=backlog stores COUNT rows straight into PostgreSQL and XADDs their entries in one
+# pipeline, as a backlog after an outage would look: it measures processing alone.
+# MODE=ingest sends them through the gateway with wrk (unique ids), ingest and processing
+# together.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 URL=${URL:-http://127.0.0.1:8000}
 COUNT=${COUNT:-100000}
+MODE=${MODE:-backlog}
 DATABASE_URL=${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/webhooks}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+STREAM_KEY=${STREAM_KEY:-transactions}
 ulimit -n 65536 2>/dev/null || true
 
 pid=$(pgrep -xn processor) || { echo "processing.sh: no processor running" >&2; exit 1; }
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$pid/status"; }
-count() { psql "$DATABASE_URL" -qtAc "SELECT count(*) FROM transactions WHERE status = '$1' AND transaction_id LIKE 'bench_%'"; }
-
-psql "$DATABASE_URL" -qc "DELETE FROM processing_attempts WHERE transaction_id LIKE 'bench_%'; DELETE FROM transactions WHERE transaction_id LIKE 'bench_%'" >/dev/null
-echo "processor pid $pid, idle RSS $(( $(rss) / 1024 )) MiB"
-
-# Ingest exactly COUNT: wrk's request budget per connection (COUNT / 64 each).
-started=$(date +%s.%N)
-wrk -t2 -c64 -d600s --timeout 10s -s webhooks.lua "$URL" -- >/dev/null &
-wrk_pid=$!
-trap 'kill "$wrk_pid" 2>/dev/null || true' EXIT
+sql() { psql "$DATABASE_URL" -qtAc "$1"; }
+count() { sql "SELECT count(*) FROM transactions WHERE status = '$1' AND transaction_id LIKE 'bench_%'"; }
 peak=0
-while :; do
-  stored=$(psql "$DATABASE_URL" -qtAc "SELECT count(*) FROM transactions WHERE transaction_id LIKE 'bench_%'")
-  [ "$stored" -ge "$COUNT" ] && break
-  now=$(rss); [ "$now" -gt "$peak" ] && peak=$now
-  sleep 1
-done
-kill "$wrk_pid" 2>/dev/null || true
-wait "$wrk_pid" 2>/dev/null || true
-ingested=$(date +%s.%N)
-total=$(psql "$DATABASE_URL" -qtAc "SELECT count(*) FROM transactions WHERE transaction_id LIKE 'bench_%'")
-echo "ingested $total in $(python3 -c "print(round($ingested - $started, 1))") s"
+sample() { local now; now=$(rss); [ "$now" -gt "$peak" ] && peak=$now; return 0; }
 
-while :; do
-  now=$(rss); [ "$now" -gt "$peak" ] && peak=$now
-  done_count=$(count PROCESSED)
-  [ "$done_count" -ge "$total" ] && break
-  sleep 1
+sql "DELETE FROM processing_attempts WHERE transaction_id LIKE 'bench_%'; DELETE FROM transactions WHERE transaction_id LIKE 'bench_%'" >/dev/null
+echo "processor pid $pid, idle RSS $(( $(rss) / 1024 )) MiB, mode $MODE"
+
+case $MODE in
+backlog)
+  # republish_at far ahead: the outbox must not add entries of its own during the run.
+  sql "INSERT INTO transactions (transaction_id, source_account, destination_account, amount, currency, republish_at)
+       SELECT 'bench_' || g, 'acc_bench_src', 'acc_bench_dst', 1500.00, 'INR', now() + interval '1 hour'
+         FROM generate_series(1, $COUNT) AS g" >/dev/null
+  started=$(date +%s.%N)
+  seq 1 "$COUNT" | awk -v key="$STREAM_KEY" '{ printf "XADD %s * transaction_id bench_%d\r\n", key, $1 }' |
+    redis-cli -u "$REDIS_URL" --pipe >/dev/null
+  total=$COUNT
+  ;;
+ingest)
+  started=$(date +%s.%N)
+  wrk -t2 -c64 -d600s --timeout 10s -s webhooks.lua "$URL" -- >/dev/null &
+  wrk_pid=$!
+  trap 'kill "$wrk_pid" 2>/dev/null || true' EXIT
+  while [ "$(sql "SELECT count(*) FROM transactions WHERE transaction_id LIKE 'bench_%'")" -lt "$COUNT" ]; do
+    sample
+    sleep 1
+  done
+  kill "$wrk_pid" 2>/dev/null || true
+  wait "$wrk_pid" 2>/dev/null || true
+  total=$(sql "SELECT count(*) FROM transactions WHERE transaction_id LIKE 'bench_%'")
+  echo "ingested $total in $(python3 -c "print(round($(date +%s.%N) - $started, 1))") s"
+  ;;
+*) echo "processing.sh: MODE is backlog or ingest" >&2; exit 1 ;;
+esac
+
+while [ "$(count PROCESSED)" -lt "$total" ]; do
+  sample
+  sleep 0.5
 done
 finished=$(date +%s.%N)
-echo "RESULT transactions=$total all_processed_after_s=$(python3 -c "print(round($finished - $started, 1))") peak_rss_mib=$(( peak / 1024 )) failed=$(count FAILED)"
+# From the attempts: how long claiming took (first to last start) and the drain (first to
+# last finish), each a rate over the whole COUNT.
+read -r claim_s drain_s < <(sql "SELECT round(extract(epoch FROM max(started_at) - min(started_at))::numeric, 1),
+                                       round(extract(epoch FROM max(finished_at) - min(finished_at))::numeric, 1)
+                                  FROM processing_attempts WHERE transaction_id LIKE 'bench_%'" | tr '|' ' ')
+echo "RESULT transactions=$total all_processed_after_s=$(python3 -c "print(round($finished - $started, 1))") claims_spread_s=$claim_s finishes_spread_s=$drain_s peak_rss_mib=$(( peak / 1024 )) failed=$(count FAILED)"

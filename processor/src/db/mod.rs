@@ -18,6 +18,14 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         .connect_timeout(Duration::from_secs(3))
         .acquire_timeout(Duration::from_secs(3))
         // Every statement at INFO would drown the logs on the hot path.
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // Plan every execution with its own parameters. A generic plan cached while the
+        // table was small (a seq scan) would otherwise outlive its growth until the next
+        // ANALYZE, and without autovacuum that may never come: claims went from index
+        // lookups to scanning every row, against each of hundreds of ids. Our statements
+        // are few and batched, so planning each costs little.
+        .map_sqlx_postgres_opts(|options| {
+            options.options([("plan_cache_mode", "force_custom_plan")])
+        });
     Database::connect(options).await
 }

@@ -91,6 +91,11 @@ pub struct Claim {
 /// each, in one statement. A claim succeeds when nobody holds a live lease (or `owner`
 /// itself does, as after a restart under the same consumer name). Returns the claims
 /// made, by id.
+///
+/// `(status = 'PROCESSING') IS TRUE` is the same test as `status = 'PROCESSING'`, written
+/// so that no status index qualifies: only the primary key may drive these statements.
+/// After a burst of ingests the statistics lag, and the planner would otherwise AND in a
+/// bitmap of every PROCESSING row (dead ones too), hundreds of thousands per batch.
 pub async fn claim_many(
     db: &impl ConnectionTrait,
     transaction_ids: &[String],
@@ -102,7 +107,7 @@ pub async fn claim_many(
             "UPDATE transactions
                 SET attempts = attempts + 1, lease_owner = $2,
                     lease_expires_at = now() + $3 * interval '1 millisecond', updated_at = now()
-              WHERE transaction_id = ANY($1::text[]) AND status = 'PROCESSING'
+              WHERE transaction_id = ANY($1::text[]) AND (status = 'PROCESSING') IS TRUE
                 AND (lease_expires_at IS NULL OR lease_expires_at < now() OR lease_owner = $2)
           RETURNING transaction_id, attempts, created_at",
             [transaction_ids.to_vec().into(), owner.into(), millis(lease)],
@@ -123,7 +128,8 @@ pub async fn claim_many(
 
 /// PROCESSING → PROCESSED for each `(id, attempt, started_at)` whose lease `owner` still
 /// holds, recording the attempts, in one statement. Returns the ids recorded (the others
-/// had lost their lease to another consumer).
+/// had lost their lease to another consumer). The status test is written as in
+/// `claim_many`, for the same reason.
 pub async fn record_successes(
     db: &impl ConnectionTrait,
     owner: &str,
@@ -147,7 +153,8 @@ pub async fn record_successes(
                     SET status = 'PROCESSED', processed_at = now(), updated_at = now(),
                         lease_owner = NULL, lease_expires_at = NULL
                    FROM input
-                  WHERE t.transaction_id = input.id AND t.status = 'PROCESSING' AND t.lease_owner = $4
+                  WHERE t.transaction_id = input.id AND (t.status = 'PROCESSING') IS TRUE
+                    AND t.lease_owner = $4
               RETURNING t.transaction_id, input.attempt, input.started_at)
              INSERT INTO processing_attempts (transaction_id, attempt, consumer, started_at, outcome)
              SELECT transaction_id, attempt, $4, started_at::timestamptz, 'SUCCEEDED' FROM done
