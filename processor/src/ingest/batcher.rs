@@ -27,6 +27,10 @@ use crate::{
 /// and if it fails the outbox publishes the rows later.
 pub(super) const PUBLISH_WAIT: Duration = Duration::from_millis(100);
 
+/// How long a writer gathers ingests after the first before it writes them: fewer,
+/// larger transactions for PostgreSQL, for at most this much added latency.
+const GATHER: Duration = Duration::from_millis(2);
+
 /// One caller's ingest, waiting for its batch.
 pub struct Pending {
     pub transaction: NewTransaction,
@@ -75,9 +79,19 @@ impl Writer {
             let mut batch = Vec::with_capacity(self.settings.max_batch);
             {
                 let mut queue = queue.lock().await;
-                // Wait for one, then take whatever else is already waiting.
+                // Wait for one, then gather what else arrives within `GATHER`, while the
+                // other writers' batches are in flight.
                 if queue.recv_many(&mut batch, self.settings.max_batch).await == 0 {
                     return;
+                }
+                let deadline = tokio::time::Instant::now() + GATHER;
+                while batch.len() < self.settings.max_batch {
+                    let room = self.settings.max_batch - batch.len();
+                    match tokio::time::timeout_at(deadline, queue.recv_many(&mut batch, room)).await
+                    {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
                 }
             }
             self.write(batch).await;
