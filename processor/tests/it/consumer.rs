@@ -7,8 +7,12 @@ use fred::prelude::StreamsInterface;
 use payments_proto::v1::{
     self as pb, GetTransactionRequest, transaction_service_client::TransactionServiceClient,
 };
+use sea_orm::ConnectionTrait;
 
-use crate::helpers::{Setup, count_by_status, eventually, request, unique_id};
+use crate::helpers::{
+    Setup, assert_each_accepted_finished_exactly_once, count_by_status, eventually, request,
+    unique_id,
+};
 
 #[tokio::test]
 async fn one_thousand_transactions_wait_their_delay_concurrently() {
@@ -169,4 +173,62 @@ async fn a_read_that_finds_nothing_is_empty_not_an_error() {
         own_pending.expect("reading no pending entries is not an error"),
         vec![]
     );
+}
+
+#[tokio::test]
+async fn the_in_flight_bound_slows_reading_and_drops_nothing() {
+    let mut setup = Setup::new("500ms").await;
+    setup.set("MAX_IN_FLIGHT", "20");
+    let processor = setup.start().await;
+    let channel = processor.channel().await;
+    let mut accepted = Vec::new();
+    let mut calls = tokio::task::JoinSet::new();
+    for n in 0..200 {
+        let mut client = TransactionServiceClient::new(channel.clone());
+        let id = format!("bound_{n}_{}", unique_id("t"));
+        accepted.push(id.clone());
+        calls.spawn(async move {
+            client
+                .ingest_transaction(request(&id, "1"))
+                .await
+                .map(|_| ())
+        });
+    }
+    while let Some(call) = calls.join_next().await {
+        call.expect("task").expect("ingest accepted");
+    }
+
+    // Claimed and unfinished rows are the ones waiting out their delay: never above 20.
+    let db = setup.database().await;
+    let started = tokio::time::Instant::now();
+    let mut most_held = 0;
+    while count_by_status(&db, "PROCESSED").await < 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not all processed within 60 s"
+        );
+        let held = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) AS held FROM transactions WHERE status = 'PROCESSING' AND lease_owner IS NOT NULL",
+            ))
+            .await
+            .expect("count held")
+            .and_then(|row| row.try_get::<i64>("", "held").ok())
+            .unwrap_or_default();
+        most_held = most_held.max(held);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        most_held <= 20,
+        "{most_held} transactions held at once, bound 20"
+    );
+    assert!(
+        most_held >= 10,
+        "the bound was never reached ({most_held} held at most)"
+    );
+    // 200 through 20 slots of 500 ms each: at least ten rounds.
+    assert!(started.elapsed() >= Duration::from_millis(4_000));
+    assert_each_accepted_finished_exactly_once(&db, &accepted).await;
+    processor.stop().await;
 }
