@@ -106,10 +106,24 @@ impl Amount {
         if value.is_empty() {
             return Err(FieldViolation::new("amount", "must not be empty"));
         }
+        // A well-formed number that a 96-bit decimal cannot hold exactly (`1e400`,
+        // `5e-324`) is out of range, not malformed: say which.
+        let unrepresentable = || {
+            if is_decimal_literal(value) {
+                FieldViolation::new(
+                    "amount",
+                    format!(
+                        "is out of range: at most {MAX_AMOUNT_INTEGER_DIGITS} digits before the decimal point and 28 after it"
+                    ),
+                )
+            } else {
+                invalid()
+            }
+        };
         let amount = if value.contains(['e', 'E']) {
-            Decimal::from_scientific(value).map_err(|_| invalid())?
+            Decimal::from_scientific(value).map_err(|_| unrepresentable())?
         } else {
-            Decimal::from_str_exact(value).map_err(|_| invalid())?
+            Decimal::from_str_exact(value).map_err(|_| unrepresentable())?
         };
         if amount <= Decimal::ZERO {
             return Err(FieldViolation::new("amount", "must be greater than 0"));
@@ -139,6 +153,23 @@ impl Amount {
     pub fn value(self) -> Decimal {
         self.0
     }
+}
+
+/// Digits with at most one decimal point, an optional sign and an optional exponent:
+/// the syntax of a JSON number, whatever its size.
+fn is_decimal_literal(value: &str) -> bool {
+    let unsigned = value.strip_prefix(['-', '+']).unwrap_or(value);
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, Some(exponent)),
+        None => (unsigned, None),
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((whole, fraction)) => digits(whole) && (fraction.is_empty() || digits(fraction)),
+        None => digits(mantissa),
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['-', '+']).unwrap_or(e)));
+    mantissa_ok && exponent_ok
 }
 
 /// What a caller sends to create a transaction, before validation.
@@ -307,6 +338,21 @@ mod tests {
         ] {
             assert!(Amount::parse(text, inr).is_err(), "{text} was accepted");
         }
+        for text in ["5e-324", "1e400", "0.00000000000000000000000000001"] {
+            let violation = Amount::parse(text, inr).err().map(|v| v.description);
+            assert!(
+                violation
+                    .as_deref()
+                    .is_some_and(|d| d.contains("out of range")),
+                "{text}: {violation:?}"
+            );
+        }
+        let malformed = Amount::parse("12abc", inr).err().map(|v| v.description);
+        assert!(
+            malformed
+                .as_deref()
+                .is_some_and(|d| d.contains("decimal number"))
+        );
         let jpy = Currency::parse("JPY").ok();
         assert!(Amount::parse("100.5", jpy).is_err());
         assert!(Amount::parse("100.0", jpy).is_ok());
