@@ -98,6 +98,7 @@ impl State {
             }
             let room = self.steps.len() < CONCURRENT_STEPS;
             tokio::select! {
+                biased;
                 // Finished steps first: they free room and start timers.
                 Some(done) = self.steps.join_next_with_id(), if !self.steps.is_empty() => {
                     self.absorb(done);

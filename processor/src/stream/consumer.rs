@@ -139,6 +139,7 @@ impl Consumer {
             names: &names,
             scheduler: &scheduler,
             in_flight: &in_flight,
+            shutdown: &shutdown,
         };
         // Own pending entries first (read before a restart, never acknowledged), then new.
         let mut cursor = String::from("0");
@@ -235,6 +236,7 @@ struct Reading<'a> {
     names: &'a StreamNames,
     scheduler: &'a Scheduler,
     in_flight: &'a Arc<Semaphore>,
+    shutdown: &'a CancellationToken,
 }
 
 impl Reading<'_> {
@@ -250,9 +252,14 @@ impl Reading<'_> {
             };
             let slot = match first_slot.take() {
                 Some(slot) => slot,
-                None => match self.in_flight.clone().acquire_owned().await {
-                    Ok(slot) => slot,
-                    Err(_) => return,
+                // At the bound, wait for a slot, but not past shutdown: entries not handed
+                // over stay pending in the group and are delivered again.
+                None => tokio::select! {
+                    _ = self.shutdown.cancelled() => break,
+                    slot = self.in_flight.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
                 },
             };
             self.scheduler
