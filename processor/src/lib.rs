@@ -107,8 +107,6 @@ pub async fn build_with_listeners(
     };
     let consumer = Consumer {
         reader,
-        redis: redis.clone(),
-        names: names.clone(),
         batch_size: config.read_batch_size,
         max_in_flight: config.max_in_flight,
         // An entry idle past a whole lease belongs to a consumer that stopped working on it.
@@ -210,7 +208,7 @@ impl Application {
         .await;
         // Whatever ended first, stop the other too.
         shutdown.cancel();
-        let consumed = consumer.await.context("consumer task panicked")?;
+        consumer.await.context("consumer task panicked")?;
         outbox.await.context("outbox task panicked")?;
         monitor.await.context("monitor task panicked")?;
         metrics
@@ -218,7 +216,6 @@ impl Application {
             .context("metrics task panicked")?
             .context("metrics server failed")?;
         served?;
-        consumed.context("consumer failed")?;
         Ok(())
     }
 }

@@ -30,10 +30,8 @@ pub type Entries = Vec<(String, HashMap<String, String>)>;
 
 pub struct Consumer {
     /// Dedicated to the blocking XREADGROUP, which holds its connection while it waits.
+    /// XAUTOCLAIM and the consumer group go through `processing.redis`.
     pub reader: Client,
-    /// Shared with the rest of the processor, for XAUTOCLAIM and the consumer group.
-    pub redis: Client,
-    pub names: StreamNames,
     pub batch_size: usize,
     pub max_in_flight: usize,
     /// Entries pending this long belong to a consumer presumed dead: they are claimed.
@@ -118,13 +116,11 @@ pub async fn claim_stale_entries(
 impl Consumer {
     /// Reads and hands entries to processing until `shutdown`, then gives in-flight work
     /// `shutdown_grace` to finish; whatever is unfinished stays pending in the group for
-    /// redelivery.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), fred::error::Error> {
-        ensure_group(&self.redis, &self.names).await?;
+    /// redelivery. The group exists already: `build` made it (`ensure_group`), and a read
+    /// that finds it gone makes it again.
+    pub async fn run(self, shutdown: CancellationToken) {
         let Consumer {
             reader,
-            redis,
-            names,
             batch_size,
             max_in_flight,
             claim_min_idle,
@@ -132,6 +128,7 @@ impl Consumer {
             stream_lost,
             processing,
         } = self;
+        let (redis, names) = (processing.redis.clone(), processing.names.clone());
         let scheduler = Scheduler::start(processing);
         let in_flight = Arc::new(Semaphore::new(max_in_flight));
         let reading = Reading {
@@ -203,7 +200,6 @@ impl Consumer {
             }
         }
         scheduler.finish().await;
-        Ok(())
     }
 }
 
