@@ -6,8 +6,8 @@ use std::time::Duration;
 use tonic::Code;
 
 use crate::helpers::{
-    PostgresCluster, ProcessorProcess, assert_each_accepted_finished_exactly_once, quick_setup,
-    request, settle, unique_id,
+    PostgresCluster, ProcessorProcess, assert_each_accepted_finished_exactly_once, count_by_status,
+    quick_setup, request, settle, unique_id,
 };
 
 #[tokio::test]
@@ -36,9 +36,11 @@ async fn ingest_answers_unavailable_while_postgres_is_down_and_work_resumes_afte
             matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded),
             "{status:?}"
         );
+        // Well inside the caller's 5 s deadline: a server that hung until the caller gave
+        // up would fail here.
         assert!(
-            started.elapsed() < Duration::from_secs(6),
-            "answered within the deadline"
+            started.elapsed() < Duration::from_secs(4),
+            "answered promptly, not at the caller's deadline"
         );
     }
 
@@ -53,4 +55,8 @@ async fn ingest_answers_unavailable_while_postgres_is_down_and_work_resumes_afte
     );
     // Only the accepted ones exist: the refused ones left no row.
     assert_each_accepted_finished_exactly_once(&db, &accepted).await;
+    assert_eq!(
+        count_by_status(&db, "PROCESSED").await,
+        accepted.len() as i64
+    );
 }

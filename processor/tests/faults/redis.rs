@@ -34,6 +34,10 @@ async fn ingest_is_accepted_while_redis_is_down_and_processed_once_it_returns() 
         processor.log_text()
     );
     assert_each_accepted_finished_exactly_once(&db, &accepted).await;
+    assert_eq!(
+        count_by_status(&db, "PROCESSED").await,
+        accepted.len() as i64
+    );
 }
 
 #[tokio::test]

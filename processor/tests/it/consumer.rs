@@ -181,6 +181,8 @@ async fn the_in_flight_bound_slows_reading_and_drops_nothing() {
     setup.set("MAX_IN_FLIGHT", "20");
     let processor = setup.start().await;
     let channel = processor.channel().await;
+    // From the first ingest: processing starts while the others are still arriving.
+    let started = tokio::time::Instant::now();
     let mut accepted = Vec::new();
     let mut calls = tokio::task::JoinSet::new();
     for n in 0..200 {
@@ -200,7 +202,6 @@ async fn the_in_flight_bound_slows_reading_and_drops_nothing() {
 
     // Claimed and unfinished rows are the ones waiting out their delay: never above 20.
     let db = setup.database().await;
-    let started = tokio::time::Instant::now();
     let mut most_held = 0;
     while count_by_status(&db, "PROCESSED").await < 200 {
         assert!(
