@@ -4,6 +4,7 @@
 pub mod config;
 pub mod conversions;
 pub mod error;
+pub mod ingest_calls;
 pub mod metrics;
 pub mod payload;
 pub mod processor_client;

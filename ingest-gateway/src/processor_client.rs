@@ -1,5 +1,6 @@
 //! The one gRPC client of the processor, shared by every request: one HTTP/2 channel,
-//! a deadline on every call, and the request id carried along in metadata.
+//! a deadline on every call, and the request id carried along (in metadata, or in the
+//! item of a batched ingest).
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::payload::WebhookPayload;
+use crate::{ingest_calls::IngestCalls, payload::WebhookPayload};
 
 /// Metadata key of the request id, the same name as the HTTP header.
 pub const REQUEST_ID_KEY: &str = "x-request-id";
@@ -21,6 +22,7 @@ pub const REQUEST_ID_KEY: &str = "x-request-id";
 #[derive(Clone)]
 pub struct ProcessorClient {
     client: TransactionServiceClient<Channel>,
+    ingests: IngestCalls,
     health: HealthClient<Channel>,
     deadline: Duration,
 }
@@ -34,31 +36,32 @@ pub const DEPENDENCY_HEALTH: [(&str, &str); 2] = [
 
 impl ProcessorClient {
     /// Does not connect yet: the gateway starts, and answers 503, while the processor is down.
+    /// Must be called within the Tokio runtime (it starts the ingest calls' task).
     pub fn new(url: &str, deadline: Duration) -> Result<Self, tonic::transport::Error> {
         let channel = Endpoint::from_shared(url.to_owned())?
             .connect_timeout(deadline)
             .timeout(deadline)
             .tcp_nodelay(true)
             .connect_lazy();
+        let client = TransactionServiceClient::new(channel.clone());
         Ok(Self {
-            client: TransactionServiceClient::new(channel.clone()),
+            ingests: IngestCalls::start(client.clone(), deadline),
+            client,
             health: HealthClient::new(channel),
             deadline,
         })
     }
 
+    /// Ingests through `IngestTransactions`, batched with the webhooks arriving meanwhile
+    /// (see `ingest_calls`); the answer is this webhook's own.
     pub async fn ingest(
         &self,
         payload: WebhookPayload,
         request_id: Option<&str>,
     ) -> Result<pb::IngestTransactionResponse, tonic::Status> {
-        let request = self.request(pb::IngestTransactionRequest::from(payload), request_id);
-        Ok(self
-            .client
-            .clone()
-            .ingest_transaction(request)
-            .await?
-            .into_inner())
+        self.ingests
+            .ingest(pb::IngestTransactionRequest::from(payload), request_id)
+            .await
     }
 
     pub async fn get(

@@ -71,6 +71,12 @@ pub fn request_id<T>(request: &tonic::Request<T>) -> Option<String> {
         .metadata()
         .get("x-request-id")
         .and_then(|value| value.to_str().ok())
+        .and_then(item_request_id)
+}
+
+/// A request id given as data (an IngestTransactions item's), kept on the same terms.
+pub fn item_request_id(id: &str) -> Option<String> {
+    Some(id)
         .filter(|id| !id.is_empty() && id.len() <= 128)
         .map(str::to_owned)
 }

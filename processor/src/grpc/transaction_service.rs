@@ -8,12 +8,12 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
-use super::conversions::{list_filter, lookup_id, request_id};
+use super::conversions::{item_request_id, list_filter, lookup_id, request_id};
 use crate::{
     db::{listing, repository},
-    domain::NewTransaction,
+    domain::{FieldViolation, NewTransaction},
     error::Error,
-    ingest::Ingestor,
+    ingest::{Ingested, Ingestor},
     metrics,
 };
 
@@ -49,6 +49,45 @@ fn observed<T>(
     result
 }
 
+/// Most items one IngestTransactions call may carry: a bound on the memory and the time
+/// one call may take.
+pub const MAX_ITEMS_PER_CALL: usize = 1000;
+
+/// Counts a rejected or failed ingest under its outcome.
+fn count(error: &Error) {
+    let outcome = match error {
+        Error::InvalidArgument(_) => "rejected",
+        Error::Conflict { .. } => "conflict",
+        _ => "error",
+    };
+    ::metrics::counter!(metrics::INGEST_TOTAL, "outcome" => outcome).increment(1);
+}
+
+/// Counts and logs a stored (or repeated) ingest, and answers it.
+fn answer(ingested: Ingested, request_id: Option<&str>) -> pb::IngestTransactionResponse {
+    let outcome = if ingested.created {
+        "created"
+    } else {
+        "duplicate"
+    };
+    ::metrics::counter!(metrics::INGEST_TOTAL, "outcome" => outcome).increment(1);
+    tracing::info!(transaction_id = %ingested.transaction.transaction_id, request_id = request_id.unwrap_or_default(), outcome, "ingest");
+    pb::IngestTransactionResponse {
+        created: ingested.created,
+        transaction: Some(ingested.transaction.into()),
+    }
+}
+
+/// An item's error as the status IngestTransaction would have answered, carried as data.
+fn item_error(error: Error) -> pb::ItemError {
+    let status = Status::from(error);
+    pb::ItemError {
+        code: status.code() as i32,
+        message: status.message().to_owned(),
+        details: status.details().to_vec(),
+    }
+}
+
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::Transaction, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -60,26 +99,81 @@ impl TransactionService for TransactionServiceImpl {
         let started = Instant::now();
         let result = async {
             let request_id = request_id(&request);
-            let transaction = NewTransaction::try_from(request.get_ref()).inspect_err(|_| {
-                ::metrics::counter!(metrics::INGEST_TOTAL, "outcome" => "rejected").increment(1);
-            })?;
-            let ingested = self.ingestor.ingest(transaction, request_id.clone()).await.inspect_err(|error| {
-                let outcome = match error {
-                    Error::Conflict { .. } => "conflict",
-                    _ => "error",
-                };
-                ::metrics::counter!(metrics::INGEST_TOTAL, "outcome" => outcome).increment(1);
-            })?;
-            let outcome = if ingested.created { "created" } else { "duplicate" };
-            ::metrics::counter!(metrics::INGEST_TOTAL, "outcome" => outcome).increment(1);
-            tracing::info!(transaction_id = %ingested.transaction.transaction_id, request_id = request_id.as_deref().unwrap_or_default(), outcome, "ingest");
-            Ok(Response::new(pb::IngestTransactionResponse {
-                created: ingested.created,
-                transaction: Some(ingested.transaction.into()),
-            }))
+            let transaction = NewTransaction::try_from(request.get_ref()).inspect_err(count)?;
+            let ingested = self
+                .ingestor
+                .ingest(transaction, request_id.clone())
+                .await
+                .inspect_err(count)?;
+            Ok(Response::new(answer(ingested, request_id.as_deref())))
         }
         .await;
         observed("IngestTransaction", started, result)
+    }
+
+    async fn ingest_transactions(
+        &self,
+        request: Request<pb::IngestTransactionsRequest>,
+    ) -> Result<Response<pb::IngestTransactionsResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let items = request.into_inner().items;
+            if items.len() > MAX_ITEMS_PER_CALL {
+                return Err(Error::InvalidArgument(vec![FieldViolation::new(
+                    "items",
+                    format!("at most {MAX_ITEMS_PER_CALL} per call, got {}", items.len()),
+                )])
+                .into());
+            }
+            // Every item is checked alone; the valid ones are ingested together.
+            let mut outcomes: Vec<Option<Result<pb::IngestTransactionResponse, Error>>> =
+                Vec::with_capacity(items.len());
+            let mut valid = Vec::with_capacity(items.len());
+            for item in &items {
+                let transaction = item.transaction.as_ref().map_or_else(
+                    || NewTransaction::try_from(&pb::IngestTransactionRequest::default()),
+                    NewTransaction::try_from,
+                );
+                match transaction {
+                    Ok(transaction) => {
+                        valid.push((transaction, item_request_id(&item.request_id)));
+                        outcomes.push(None);
+                    }
+                    Err(error) => {
+                        count(&error);
+                        outcomes.push(Some(Err(error)));
+                    }
+                }
+            }
+            let mut ingested = self.ingestor.ingest_many(valid).await.into_iter();
+            let results = outcomes
+                .into_iter()
+                .zip(&items)
+                .map(|(outcome, item)| {
+                    let outcome = outcome.unwrap_or_else(|| match ingested.next() {
+                        Some(Ok(stored)) => Ok(answer(stored, Some(item.request_id.as_str()))),
+                        Some(Err(error)) => {
+                            count(&error);
+                            Err(error)
+                        }
+                        None => Err(Error::Internal("an ingest went unanswered".to_owned())),
+                    });
+                    pb::IngestTransactionResult {
+                        outcome: Some(match outcome {
+                            Ok(ingested) => {
+                                pb::ingest_transaction_result::Outcome::Ingested(ingested)
+                            }
+                            Err(error) => {
+                                pb::ingest_transaction_result::Outcome::Error(item_error(error))
+                            }
+                        }),
+                    }
+                })
+                .collect();
+            Ok(Response::new(pb::IngestTransactionsResponse { results }))
+        }
+        .await;
+        observed("IngestTransactions", started, result)
     }
 
     async fn get_transaction(

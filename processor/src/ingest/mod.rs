@@ -55,6 +55,35 @@ impl Ingestor {
         transaction: NewTransaction,
         request_id: Option<String>,
     ) -> Result<Ingested> {
+        let answer = self.submit(transaction, request_id).await?;
+        Self::answer(answer).await
+    }
+
+    /// As [`Self::ingest`] for many: all are queued before any answer is awaited, so they
+    /// share the writers' batches. The answers come in the order given.
+    pub async fn ingest_many(
+        &self,
+        transactions: Vec<(NewTransaction, Option<String>)>,
+    ) -> Vec<Result<Ingested>> {
+        let mut answers = Vec::with_capacity(transactions.len());
+        for (transaction, request_id) in transactions {
+            answers.push(self.submit(transaction, request_id).await);
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(match answer {
+                Ok(answer) => Self::answer(answer).await,
+                Err(error) => Err(error),
+            });
+        }
+        results
+    }
+
+    async fn submit(
+        &self,
+        transaction: NewTransaction,
+        request_id: Option<String>,
+    ) -> Result<oneshot::Receiver<Result<Ingested>>> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(batcher::Pending {
@@ -64,6 +93,10 @@ impl Ingestor {
             })
             .await
             .map_err(|_| Error::Unavailable("the ingest writers have stopped".to_owned()))?;
+        Ok(answer)
+    }
+
+    async fn answer(answer: oneshot::Receiver<Result<Ingested>>) -> Result<Ingested> {
         answer
             .await
             .map_err(|_| Error::Internal("the ingest writer dropped the call".to_owned()))?

@@ -1,6 +1,8 @@
 //! TransactionService over a real channel: status codes, field details, health, reflection.
 
-use payments_proto::v1::{self as pb, GetTransactionRequest};
+use fred::prelude::StreamsInterface;
+use payments_proto::v1::{self as pb, GetTransactionRequest, ingest_transaction_result::Outcome};
+use processor::grpc::transaction_service::MAX_ITEMS_PER_CALL;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -191,5 +193,118 @@ async fn reflection_lists_the_services_without_proto_files() {
             "{expected} missing from {names:?}"
         );
     }
+    processor.stop().await;
+}
+
+fn item(
+    transaction: Option<pb::IngestTransactionRequest>,
+    request_id: &str,
+) -> pb::IngestTransactionItem {
+    pb::IngestTransactionItem {
+        transaction,
+        request_id: request_id.to_owned(),
+    }
+}
+
+/// An item's answer as the status IngestTransaction would have given.
+fn item_status(result: &pb::IngestTransactionResult) -> Result<bool, tonic::Status> {
+    match result.outcome.as_ref().expect("every item has an outcome") {
+        Outcome::Ingested(ingested) => Ok(ingested.created),
+        Outcome::Error(error) => Err(tonic::Status::with_details(
+            Code::from(error.code),
+            error.message.clone(),
+            error.details.clone().into(),
+        )),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_item_on_its_own_in_order() {
+    let setup = Setup::new("30s").await;
+    let processor = setup.start().await;
+    let mut client = processor.client().await;
+    let first = unique_id("txn");
+    let second = unique_id("txn");
+    let mut bad_currency = request(&unique_id("txn"), "10");
+    bad_currency.currency = "rupees".to_owned();
+
+    let results = client
+        .ingest_transactions(pb::IngestTransactionsRequest {
+            items: vec![
+                item(Some(request(&first, "1500")), "req-first"),
+                item(Some(bad_currency), ""),
+                item(Some(request(&first, "1500.00")), ""),
+                item(Some(request(&first, "1600")), ""),
+                item(None, ""),
+                item(Some(request(&second, "7")), "req-second"),
+            ],
+        })
+        .await
+        .expect("the call succeeds though items fail")
+        .into_inner()
+        .results;
+    assert_eq!(results.len(), 6, "one result per item");
+    let answers: Vec<_> = results.iter().map(item_status).collect();
+
+    // The two equal payloads of `first`: exactly one stored it, the other is its repeat.
+    let created: Vec<bool> = [&answers[0], &answers[2]]
+        .iter()
+        .map(|answer| *answer.as_ref().expect("the same payload is accepted"))
+        .collect();
+    assert_eq!(created.iter().filter(|c| **c).count(), 1, "{created:?}");
+    let invalid = answers[1].as_ref().expect_err("a bad currency is refused");
+    assert_eq!(invalid.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(invalid), vec!["currency"]);
+    let conflict = answers[3].as_ref().expect_err("another amount conflicts");
+    assert_eq!(conflict.code(), Code::AlreadyExists);
+    assert_eq!(violated_fields(conflict), vec!["amount"]);
+    let empty = answers[4]
+        .as_ref()
+        .expect_err("an item without a transaction");
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    assert!(violated_fields(empty).contains(&"transaction_id".to_owned()));
+    assert_eq!(answers[5].as_ref().ok(), Some(&true));
+
+    // Each stored transaction published once, with its webhook's request id.
+    let redis = setup.redis().await;
+    let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis
+        .xrange_values(&setup.stream_key, "-", "+", None)
+        .await
+        .expect("XRANGE");
+    let mut published: Vec<(String, Option<String>)> = entries
+        .into_iter()
+        .map(|(_, mut fields)| {
+            (
+                fields.remove("transaction_id").expect("an id"),
+                fields.remove("request_id"),
+            )
+        })
+        .collect();
+    published.sort();
+    let mut expected = vec![
+        (first.clone(), Some("req-first".to_owned())),
+        (second.clone(), Some("req-second".to_owned())),
+    ];
+    expected.sort();
+    assert_eq!(published, expected);
+    processor.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_over_the_limit_is_refused_whole() {
+    let setup = Setup::new("30s").await;
+    let processor = setup.start().await;
+    let mut client = processor.client().await;
+    let items = (0..=MAX_ITEMS_PER_CALL)
+        .map(|_| item(Some(request(&unique_id("txn"), "1")), ""))
+        .collect();
+
+    let status = client
+        .ingest_transactions(pb::IngestTransactionsRequest { items })
+        .await
+        .expect_err("too many items");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), vec!["items"]);
+    assert_eq!(setup.entries_ever_added().await, 0, "nothing is stored");
     processor.stop().await;
 }

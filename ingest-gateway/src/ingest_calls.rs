@@ -1,0 +1,138 @@
+//! Gathers concurrent webhooks into `IngestTransactions` calls. A unary gRPC call costs
+//! the gateway and the processor several times the webhook's own work (an HTTP/2 stream,
+//! its headers, a task on each side); one call per batch pays that once. Under light load
+//! a batch is one webhook and nothing waits: a webhook waits only while `CALLS_IN_FLIGHT`
+//! calls are already out, and then goes with everything that queued meanwhile.
+
+use std::{sync::Arc, time::Duration};
+
+use payments_proto::v1::{
+    self as pb, ingest_transaction_result::Outcome,
+    transaction_service_client::TransactionServiceClient,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tonic::{Code, Request, Status, transport::Channel};
+
+/// Calls out at once. More would only split the same webhooks into smaller batches; the
+/// processor's writers batch again on their side.
+const CALLS_IN_FLIGHT: usize = 4;
+
+/// Most webhooks in one call (the processor takes at most 1 000).
+const MAX_BATCH: usize = 256;
+
+type Answer = Result<pb::IngestTransactionResponse, Status>;
+
+/// One webhook waiting for its call.
+struct Queued {
+    item: pb::IngestTransactionItem,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// Where webhooks go to be ingested; cheap to clone.
+#[derive(Clone)]
+pub struct IngestCalls {
+    queue: mpsc::Sender<Queued>,
+}
+
+impl IngestCalls {
+    /// Starts the task that makes the calls; it ends when every clone is dropped.
+    pub fn start(client: TransactionServiceClient<Channel>, deadline: Duration) -> Self {
+        let (queue, receiver) = mpsc::channel(MAX_BATCH * CALLS_IN_FLIGHT);
+        tokio::spawn(dispatch(client, deadline, receiver));
+        Self { queue }
+    }
+
+    /// The processor's answer for this one transaction, as `IngestTransaction` would give it.
+    pub async fn ingest(
+        &self,
+        transaction: pb::IngestTransactionRequest,
+        request_id: Option<&str>,
+    ) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        let item = pb::IngestTransactionItem {
+            transaction: Some(transaction),
+            request_id: request_id.unwrap_or_default().to_owned(),
+        };
+        self.queue
+            .send(Queued { item, reply })
+            .await
+            .map_err(|_| Status::unavailable("the gateway's ingest calls have stopped"))?;
+        answer
+            .await
+            .map_err(|_| Status::internal("the ingest call was dropped unanswered"))?
+    }
+}
+
+async fn dispatch(
+    client: TransactionServiceClient<Channel>,
+    deadline: Duration,
+    mut queue: mpsc::Receiver<Queued>,
+) {
+    let calls = Arc::new(Semaphore::new(CALLS_IN_FLIGHT));
+    loop {
+        // The permit first: while every call is out, webhooks gather in the queue.
+        let Ok(permit) = calls.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        tokio::spawn(call(client.clone(), deadline, batch, permit));
+    }
+}
+
+/// One `IngestTransactions` call; each webhook gets its own item's answer, or the call's
+/// error when the call as a whole failed.
+async fn call(
+    mut client: TransactionServiceClient<Channel>,
+    deadline: Duration,
+    batch: Vec<Queued>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let (items, replies): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .map(|queued| (queued.item, queued.reply))
+        .unzip();
+    let mut request = Request::new(pb::IngestTransactionsRequest { items });
+    // Sent as grpc-timeout too, so the processor stops working on an abandoned call.
+    request.set_timeout(deadline);
+    let results = match client.ingest_transactions(request).await {
+        Ok(response) => response.into_inner().results,
+        Err(status) => {
+            for reply in replies {
+                let _ = reply.send(Err(status.clone()));
+            }
+            return;
+        }
+    };
+    if results.len() != replies.len() {
+        let status = Status::internal(format!(
+            "the processor answered {} results for {} transactions",
+            results.len(),
+            replies.len()
+        ));
+        for reply in replies {
+            let _ = reply.send(Err(status.clone()));
+        }
+        return;
+    }
+    for (reply, result) in replies.into_iter().zip(results) {
+        // The caller may have gone (its deadline passed): the work is done either way.
+        let _ = reply.send(answer(result));
+    }
+}
+
+fn answer(result: pb::IngestTransactionResult) -> Answer {
+    match result.outcome {
+        Some(Outcome::Ingested(ingested)) => Ok(ingested),
+        Some(Outcome::Error(error)) => Err(Status::with_details(
+            Code::from_i32(error.code),
+            error.message,
+            error.details.into(),
+        )),
+        None => Err(Status::internal(
+            "the processor answered a transaction with no outcome",
+        )),
+    }
+}
