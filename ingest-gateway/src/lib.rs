@@ -24,9 +24,11 @@ pub use config::Config;
 use processor_client::ProcessorClient;
 use signatures::Verifier;
 
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
+/// What every handler shares. Behind an `Arc`: axum clones the state for every request,
+/// and a clone of the fields themselves (two gRPC clients, a token) costs allocations.
+pub type AppState = Arc<Shared>;
+
+pub struct Shared {
     pub processor: ProcessorClient,
     pub max_body_bytes: usize,
     pub admin_token: Option<config::AdminToken>,
@@ -56,13 +58,13 @@ pub fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Res
                 config.processor_url
             )
         })?;
-    let state = AppState {
+    let state = Arc::new(Shared {
         processor,
         max_body_bytes: config.max_body_bytes,
         admin_token: config.admin_token.clone(),
         metrics: metrics::handle(),
         signatures: Arc::new(config.signatures.clone()),
-    };
+    });
     let limits = routes::Limits {
         max_concurrent_requests: config.max_concurrent_requests,
         request_timeout: config.request_timeout,

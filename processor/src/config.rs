@@ -93,8 +93,8 @@ pub struct Config {
     pub metrics_addr: SocketAddr,
     /// `WATCH_POLL_INTERVAL`: how often a WatchTransaction stream looks for changes.
     pub watch_poll_interval: Duration,
-    /// `INGEST_BATCH_SIZE`: most webhooks stored by one INSERT (a writer gathers them for
-    /// at most 2 ms).
+    /// `INGEST_BATCH_SIZE`: most webhooks stored by one INSERT (a writer takes the ingests
+    /// queued when it is free, up to this many).
     pub ingest_batch_size: usize,
     /// `INGEST_WRITERS`: ingest batches written at once.
     pub ingest_writers: usize,

@@ -2,7 +2,9 @@
 //! `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING *` and one pipelined
 //! XADD, and each caller gets its own outcome. Under light load a batch is one webhook and
 //! nothing waits; under heavy load batches grow while the previous ones are written, so
-//! PostgreSQL commits far fewer, larger transactions. The writers are tasks of their own:
+//! PostgreSQL commits far fewer, larger transactions. A writer does not wait for more to
+//! arrive: the gateway already sends webhooks in batches (`IngestTransactions`), and a
+//! gathering pause only added its length to every answer. The writers are tasks of their own:
 //! a caller that hangs up cannot cut a commit-and-publish in half.
 
 use std::{
@@ -26,10 +28,6 @@ use crate::{
 /// turn a committed transaction into an error: the publish goes on in the background,
 /// and if it fails the outbox publishes the rows later.
 pub(super) const PUBLISH_WAIT: Duration = Duration::from_millis(100);
-
-/// How long a writer gathers ingests after the first before it writes them: fewer,
-/// larger transactions for PostgreSQL, for at most this much added latency.
-const GATHER: Duration = Duration::from_millis(2);
 
 /// One caller's ingest, waiting for its batch.
 pub struct Pending {
@@ -77,22 +75,15 @@ impl Writer {
     async fn run(self, queue: Arc<Mutex<mpsc::Receiver<Pending>>>) {
         loop {
             let mut batch = Vec::with_capacity(self.settings.max_batch);
+            // Everything queued, up to a batch; the other writers' batches are in flight.
+            if queue
+                .lock()
+                .await
+                .recv_many(&mut batch, self.settings.max_batch)
+                .await
+                == 0
             {
-                let mut queue = queue.lock().await;
-                // Wait for one, then gather what else arrives within `GATHER`, while the
-                // other writers' batches are in flight.
-                if queue.recv_many(&mut batch, self.settings.max_batch).await == 0 {
-                    return;
-                }
-                let deadline = tokio::time::Instant::now() + GATHER;
-                while batch.len() < self.settings.max_batch {
-                    let room = self.settings.max_batch - batch.len();
-                    match tokio::time::timeout_at(deadline, queue.recv_many(&mut batch, room)).await
-                    {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                }
+                return;
             }
             self.write(batch).await;
         }
