@@ -11,7 +11,7 @@ use payments_proto::v1::{
     transaction_service_client::TransactionServiceClient,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
-use tonic::{Code, Request, Status, transport::Channel};
+use tonic::{Request, Status, transport::Channel};
 
 /// Calls out at once. More would only split the same webhooks into smaller batches; the
 /// processor's writers batch again on their side.
@@ -99,12 +99,7 @@ async fn call(
     request.set_timeout(deadline);
     let results = match client.ingest_transactions(request).await {
         Ok(response) => response.into_inner().results,
-        Err(status) => {
-            for reply in replies {
-                let _ = reply.send(Err(status.clone()));
-            }
-            return;
-        }
+        Err(status) => return fail_all(replies, &status),
     };
     if results.len() != replies.len() {
         let status = Status::internal(format!(
@@ -112,10 +107,7 @@ async fn call(
             results.len(),
             replies.len()
         ));
-        for reply in replies {
-            let _ = reply.send(Err(status.clone()));
-        }
-        return;
+        return fail_all(replies, &status);
     }
     for (reply, result) in replies.into_iter().zip(results) {
         // The caller may have gone (its deadline passed): the work is done either way.
@@ -123,14 +115,17 @@ async fn call(
     }
 }
 
+/// The call's error, for every webhook it carried.
+fn fail_all(replies: Vec<oneshot::Sender<Answer>>, status: &Status) {
+    for reply in replies {
+        let _ = reply.send(Err(status.clone()));
+    }
+}
+
 fn answer(result: pb::IngestTransactionResult) -> Answer {
     match result.outcome {
         Some(Outcome::Ingested(ingested)) => Ok(ingested),
-        Some(Outcome::Error(error)) => Err(Status::with_details(
-            Code::from_i32(error.code),
-            error.message,
-            error.details.into(),
-        )),
+        Some(Outcome::Error(error)) => Err(error.into()),
         None => Err(Status::internal(
             "the processor answered a transaction with no outcome",
         )),

@@ -2,7 +2,9 @@
 
 use std::{pin::Pin, time::Duration};
 
-use payments_proto::v1::{self as pb, transaction_service_server::TransactionService};
+use payments_proto::v1::{
+    self as pb, ingest_transaction_result::Outcome, transaction_service_server::TransactionService,
+};
 use sea_orm::DatabaseConnection;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
@@ -78,16 +80,6 @@ fn answer(ingested: Ingested, request_id: Option<&str>) -> pb::IngestTransaction
     }
 }
 
-/// An item's error as the status IngestTransaction would have answered, carried as data.
-fn item_error(error: Error) -> pb::ItemError {
-    let status = Status::from(error);
-    pb::ItemError {
-        code: status.code() as i32,
-        message: status.message().to_owned(),
-        details: status.details().to_vec(),
-    }
-}
-
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::Transaction, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -126,48 +118,27 @@ impl TransactionService for TransactionServiceImpl {
                 .into());
             }
             // Every item is checked alone; the valid ones are ingested together.
-            let mut outcomes: Vec<Option<Result<pb::IngestTransactionResponse, Error>>> =
-                Vec::with_capacity(items.len());
-            let mut valid = Vec::with_capacity(items.len());
-            for item in &items {
-                let transaction = item.transaction.as_ref().map_or_else(
-                    || NewTransaction::try_from(&pb::IngestTransactionRequest::default()),
-                    NewTransaction::try_from,
-                );
-                match transaction {
-                    Ok(transaction) => {
-                        valid.push((transaction, item_request_id(&item.request_id)));
-                        outcomes.push(None);
-                    }
-                    Err(error) => {
-                        count(&error);
-                        outcomes.push(Some(Err(error)));
-                    }
-                }
-            }
-            let mut ingested = self.ingestor.ingest_many(valid).await.into_iter();
-            let results = outcomes
+            let parsed = items
+                .iter()
+                .map(|item| {
+                    let transaction = match &item.transaction {
+                        Some(transaction) => NewTransaction::try_from(transaction),
+                        None => NewTransaction::try_from(&pb::IngestTransactionRequest::default()),
+                    }?;
+                    Ok((transaction, item_request_id(&item.request_id)))
+                })
+                .collect();
+            let results = self
+                .ingestor
+                .ingest_many(parsed)
+                .await
                 .into_iter()
                 .zip(&items)
-                .map(|(outcome, item)| {
-                    let outcome = outcome.unwrap_or_else(|| match ingested.next() {
-                        Some(Ok(stored)) => Ok(answer(stored, Some(item.request_id.as_str()))),
-                        Some(Err(error)) => {
-                            count(&error);
-                            Err(error)
-                        }
-                        None => Err(Error::Internal("an ingest went unanswered".to_owned())),
-                    });
-                    pb::IngestTransactionResult {
-                        outcome: Some(match outcome {
-                            Ok(ingested) => {
-                                pb::ingest_transaction_result::Outcome::Ingested(ingested)
-                            }
-                            Err(error) => {
-                                pb::ingest_transaction_result::Outcome::Error(item_error(error))
-                            }
-                        }),
-                    }
+                .map(|(result, item)| pb::IngestTransactionResult {
+                    outcome: Some(match result.inspect_err(count) {
+                        Ok(stored) => Outcome::Ingested(answer(stored, Some(&item.request_id))),
+                        Err(error) => Outcome::Error(Status::from(error).into()),
+                    }),
                 })
                 .collect();
             Ok(Response::new(pb::IngestTransactionsResponse { results }))

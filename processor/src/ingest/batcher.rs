@@ -4,8 +4,8 @@
 //! nothing waits; under heavy load batches grow while the previous ones are written, so
 //! PostgreSQL commits far fewer, larger transactions. A writer does not wait for more to
 //! arrive: the gateway already sends webhooks in batches (`IngestTransactions`), and a
-//! gathering pause only added its length to every answer. The writers are tasks of their own:
-//! a caller that hangs up cannot cut a commit-and-publish in half.
+//! gathering pause only added its length to every answer. The writers are tasks of their
+//! own: a caller that hangs up cannot cut a commit-and-publish in half.
 
 use std::{
     collections::{HashMap, HashSet},

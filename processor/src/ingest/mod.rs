@@ -60,14 +60,18 @@ impl Ingestor {
     }
 
     /// As [`Self::ingest`] for many: all are queued before any answer is awaited, so they
-    /// share the writers' batches. The answers come in the order given.
+    /// share the writers' batches. The answers come in the order given; an item that is
+    /// already an error (it failed validation) stays that error in its place.
     pub async fn ingest_many(
         &self,
-        transactions: Vec<(NewTransaction, Option<String>)>,
+        transactions: Vec<Result<(NewTransaction, Option<String>)>>,
     ) -> Vec<Result<Ingested>> {
         let mut answers = Vec::with_capacity(transactions.len());
-        for (transaction, request_id) in transactions {
-            answers.push(self.submit(transaction, request_id).await);
+        for transaction in transactions {
+            answers.push(match transaction {
+                Ok((transaction, request_id)) => self.submit(transaction, request_id).await,
+                Err(error) => Err(error),
+            });
         }
         let mut results = Vec::with_capacity(answers.len());
         for answer in answers {
