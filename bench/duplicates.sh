@@ -2,13 +2,13 @@
 # A storm of one webhook: 200 connections POST the same transaction_id for DURATION.
 # Every answer must be 202; afterwards PostgreSQL must hold one row for it.
 #
-#   bench/duplicates.sh     (DATABASE_URL names the stack's database)
+#   bench/duplicates.sh     (against bench/stack.sh; DATABASE_URL names another stack's database)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 URL=${URL:-http://127.0.0.1:8000}
 DURATION=${DURATION:-15s}
-DATABASE_URL=${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/webhooks}
+DATABASE_URL=${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/bench}
 ulimit -n 65536 2>/dev/null || true
 
 out=$(wrk -t2 -c200 -d"$DURATION" --timeout 10s --latency -s duplicates.lua "$URL")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Ingest throughput and latency against a running stack (`PROFILE=release scripts/dev.sh`
-# in another terminal): every webhook a new transaction_id, at 16, 64 and 256 connections,
+# Ingest throughput and latency against a running stack (`bench/stack.sh` in another
+# terminal): every webhook a new transaction_id, at 16, 64 and 256 connections,
 # RUNS runs of DURATION each, then the medians per connection count.
 #
 #   bench/ingest.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Load test of the webhook endpoint against a running stack (e.g. `PROFILE=release
-# scripts/dev.sh` in another terminal): 1024 connections for DURATION, several runs,
+# Load test of the webhook endpoint against a running stack (`bench/stack.sh` in another
+# terminal): 1024 connections for DURATION, several runs,
 # each printing the share of 202 vs 503 (shed at the limit, or past a deadline), p50/p99
 # latency and throughput; then the medians.
 #
@@ -29,7 +29,7 @@ if ! command -v wrk >/dev/null; then
 fi
 
 if ! curl -fsS "$URL/" >/dev/null; then
-  echo "overload.sh: nothing answers at $URL/; start the stack first (PROFILE=release scripts/dev.sh)" >&2
+  echo "overload.sh: nothing answers at $URL/; start the stack first (bench/stack.sh)" >&2
   exit 1
 fi
 

@@ -3,7 +3,7 @@
 # every one is PROCESSED, and the processor's peak resident memory while they wait out
 # their delay. Start the stack with the delay and in-flight bound to test, e.g.
 #
-#   PROFILE=release PROCESSING_DELAY=30s MAX_IN_FLIGHT=100000 scripts/dev.sh
+#   PROCESSING_DELAY=30s MAX_IN_FLIGHT=100000 bench/stack.sh
 #   COUNT=100000 bench/processing.sh               # MODE=backlog (default)
 #   COUNT=30000 MODE=ingest bench/processing.sh
 #
@@ -17,9 +17,9 @@ cd "$(dirname "$0")"
 URL=${URL:-http://127.0.0.1:8000}
 COUNT=${COUNT:-100000}
 MODE=${MODE:-backlog}
-DATABASE_URL=${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/webhooks}
+DATABASE_URL=${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/bench}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
-STREAM_KEY=${STREAM_KEY:-transactions}
+STREAM_KEY=${STREAM_KEY:-bench}
 ulimit -n 65536 2>/dev/null || true
 
 pid=$(pgrep -xn processor) || { echo "processing.sh: no processor running" >&2; exit 1; }
