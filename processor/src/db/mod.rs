@@ -17,6 +17,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         .min_connections(1)
         .connect_timeout(Duration::from_secs(3))
         .acquire_timeout(Duration::from_secs(3))
+        // Ping only a connection that sat idle (it may have been cut meanwhile), not every
+        // one handed out: under load that ping was one more round trip before each batch.
+        .test_before_acquire_if_idle_for(Duration::from_secs(1))
         // Every statement at INFO would drown the logs on the hot path.
         .sqlx_logging(false)
         // Plan every execution with its own parameters. A generic plan cached while the
