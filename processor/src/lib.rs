@@ -126,8 +126,8 @@ pub async fn build_with_listeners(
     let health = tonic_health::server::HealthReporter::new();
     let monitor = monitor::Monitor {
         db: db.clone(),
-        redis,
-        names,
+        redis: redis.clone(),
+        names: names.clone(),
         health: health.clone(),
         interval: Duration::from_secs(2).min(config.reconcile_interval),
     };
@@ -140,6 +140,8 @@ pub async fn build_with_listeners(
     let outbox = Outbox {
         db: db.clone(),
         publisher: publisher.clone(),
+        redis: redis.clone(),
+        names: names.clone(),
         republish_after: config.republish_after,
         interval: config.reconcile_interval,
         stream_lost,

@@ -6,7 +6,10 @@
 //! a lease on and whose `republish_at` has passed, and moves that time on by
 //! `REPUBLISH_AFTER`. When the stream was lost, it publishes all of them at once. An extra
 //! publication is harmless: the worker's lease and conditional updates process a
-//! transaction once however many entries name it.
+//! transaction once however many entries name it. It is not free, though: while the group
+//! has unread entries (consumers at their `MAX_IN_FLIGHT`, a backlog after an outage), an
+//! unclaimed row is most likely one of them, so the outbox waits until the group has read
+//! everything instead of queueing a copy of each every `REPUBLISH_AFTER`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,7 +18,10 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::{db::repository, stream::publisher::Publisher};
+use crate::{
+    db::repository,
+    stream::{StreamNames, backlog, publisher::Publisher},
+};
 
 /// Rows taken per round trip.
 const BATCH: u64 = 500;
@@ -23,6 +29,9 @@ const BATCH: u64 = 500;
 pub struct Outbox {
     pub db: DatabaseConnection,
     pub publisher: Publisher,
+    /// To see whether the group has unread entries.
+    pub redis: fred::prelude::Client,
+    pub names: StreamNames,
     pub republish_after: Duration,
     pub interval: Duration,
     /// Signalled by the consumer when the stream or group had vanished.
@@ -41,7 +50,12 @@ impl Outbox {
             } else {
                 Utc::now()
             };
-            match self.publish_due(cutoff).await {
+            let round = if !everything && self.group_has_unread_entries().await {
+                Ok(0)
+            } else {
+                self.publish_due(cutoff).await
+            };
+            match round {
                 Ok(0) => {}
                 Ok(published) => tracing::info!(
                     published,
@@ -55,6 +69,18 @@ impl Outbox {
                 _ = shutdown.cancelled() => return,
                 () = tokio::time::sleep(self.interval) => {}
                 () = self.stream_lost.notified() => everything = true,
+            }
+        }
+    }
+
+    /// Whether this round should wait for the group to read the stream's backlog.
+    async fn group_has_unread_entries(&self) -> bool {
+        match backlog::group_has_unread_entries(&self.redis, &self.names).await {
+            Ok(unread) => unread,
+            Err(error) => {
+                // A copy too many is harmless; a row never published is not.
+                tracing::debug!(%error, "cannot tell whether the group has unread entries; publishing");
+                false
             }
         }
     }

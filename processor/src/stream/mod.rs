@@ -13,6 +13,7 @@
 //!   only after PostgreSQL says the transaction is finished. A redelivered entry finds
 //!   the transaction finished and is acknowledged without processing again.
 
+pub mod backlog;
 pub mod consumer;
 pub mod publisher;
 pub mod settle;

@@ -10,3 +10,4 @@ mod grpc_api;
 mod grpcurl;
 mod ingest;
 mod observability;
+mod outbox;

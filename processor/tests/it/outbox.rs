@@ -1,0 +1,83 @@
+//! The outbox: a committed transaction whose entry never reached the stream is published
+//! and processed; transactions waiting unread in the stream are not published again.
+
+use std::{collections::HashMap, time::Duration};
+
+use fred::{prelude::StreamsInterface, types::Value};
+use sea_orm::ConnectionTrait;
+
+use crate::helpers::{Setup, count_by_status, eventually, request, unique_id};
+
+/// A processor whose outbox looks every 200 ms and republishes after 1 s.
+async fn quick_outbox(delay: &'static str) -> Setup {
+    let mut setup = Setup::new(delay).await;
+    setup
+        .set("REPUBLISH_AFTER", "1s")
+        .set("RECONCILE_INTERVAL", "200ms");
+    setup
+}
+
+#[tokio::test]
+async fn a_committed_transaction_never_published_is_published_and_processed() {
+    let setup = quick_outbox("100ms").await;
+    let processor = setup.start().await;
+    let db = setup.database().await;
+    // As if the processor had died between the commit and the XADD.
+    let id = unique_id("unpublished");
+    db.execute_unprepared(&format!(
+        "INSERT INTO transactions (transaction_id, source_account, destination_account, amount, currency, republish_at)
+         VALUES ('{id}', 'acc_a', 'acc_b', 10.00, 'INR', now() - interval '1 second')"
+    ))
+    .await
+    .expect("insert");
+
+    let processed = eventually(Duration::from_secs(15), || async {
+        count_by_status(&db, "PROCESSED").await == 1
+    })
+    .await;
+    assert!(processed, "the outbox never published the committed row");
+    assert_eq!(setup.entries_ever_added().await, 1, "published once");
+    processor.stop().await;
+}
+
+#[tokio::test]
+async fn transactions_waiting_unread_in_the_stream_are_not_published_again() {
+    let mut setup = quick_outbox("60s").await;
+    // The consumer holds 5 in their delay and leaves the rest unread in the stream.
+    setup.max_in_flight = "5";
+    let processor = setup.start().await;
+    let mut client = processor.client().await;
+    for n in 0..20 {
+        client
+            .ingest_transaction(request(&unique_id(&format!("backlog_{n}")), "3"))
+            .await
+            .expect("ingest accepted");
+    }
+
+    // Several outbox rounds past REPUBLISH_AFTER: absence is the claim, so the test waits.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let redis = setup.redis().await;
+    let groups: Vec<HashMap<String, Value>> = redis
+        .xinfo_groups(&setup.stream_key)
+        .await
+        .expect("XINFO GROUPS");
+    let lag = groups
+        .iter()
+        .find(|group| {
+            group.get("name").and_then(Value::as_string).as_deref()
+                == Some(setup.consumer_group.as_str())
+        })
+        .and_then(|group| group.get("lag"))
+        .and_then(Value::as_i64)
+        .expect("the group's lag");
+    assert!(lag > 0, "the stream must still hold unread entries");
+    assert_eq!(
+        setup.entries_ever_added().await,
+        20,
+        "one entry per transaction, none republished while unread"
+    );
+    let db = setup.database().await;
+    assert_eq!(count_by_status(&db, "PROCESSING").await, 20);
+    processor.stop().await;
+}
