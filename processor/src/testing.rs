@@ -142,9 +142,15 @@ impl Setup {
             .expect("connect to the test database")
     }
 
+    /// A client of this test's Redis: `REDIS_URL` as set on this setup, else the shared one.
     pub async fn redis(&self) -> Client {
+        let url = self
+            .environment()
+            .into_iter()
+            .find(|(name, _)| *name == "REDIS_URL")
+            .map_or_else(redis_url, |(_, url)| url);
         let client = Client::new(
-            fred::prelude::Config::from_url(&redis_url()).expect("redis url"),
+            fred::prelude::Config::from_url(&url).expect("redis url"),
             None,
             None,
             None,
@@ -152,7 +158,7 @@ impl Setup {
         client
             .init()
             .await
-            .expect("Redis must be reachable at TEST_REDIS_URL");
+            .unwrap_or_else(|error| panic!("Redis must be reachable at {url}: {error}"));
         client
     }
 
