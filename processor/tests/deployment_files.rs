@@ -22,6 +22,8 @@ use serde_norway::Value;
 const PROCESSOR: &str = "processor";
 const GATEWAY: &str = "ingest-gateway";
 const MIGRATION: &str = "migration";
+/// The benchmarks' baseline (`bench/naive-path`): built in the workspace, never deployed.
+const BENCHMARK_BASELINE: &str = "naive-path";
 
 /// Variables a platform sets for a process, which a deployment file may expand (`$PORT`)
 /// but never needs a binary to read.
@@ -379,7 +381,7 @@ fn dockerfiles_build_and_ship_workspace_binaries() {
     let workspace = workspace_binaries();
     assert_eq!(
         workspace,
-        [GATEWAY, MIGRATION, PROCESSOR]
+        [GATEWAY, MIGRATION, PROCESSOR, BENCHMARK_BASELINE]
             .into_iter()
             .map(str::to_owned)
             .collect(),
@@ -390,6 +392,10 @@ fn dockerfiles_build_and_ship_workspace_binaries() {
         let ships: BTreeSet<String> = ships.iter().map(|b| (*b).to_owned()).collect();
         let built = dockerfile.built_binaries();
         assert!(built.is_subset(&workspace), "{file}: builds {built:?}");
+        assert!(
+            !built.contains(BENCHMARK_BASELINE),
+            "{file}: the benchmark baseline is not part of any image"
+        );
         assert_eq!(
             dockerfile.copied_binaries(),
             ships,
