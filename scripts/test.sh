@@ -53,7 +53,8 @@ trap cleanup EXIT
 export TEST_ADMIN_DATABASE_URL=$POSTGRES_ADMIN_URL TEST_REDIS_URL=$REDIS_URL
 log=$(mktemp)
 status=0
-cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # cargo prints one "test result" line per test binary; end with the total of them all.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
