@@ -9,13 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-URL=${URL:-http://127.0.0.1:8000}
+source load.sh
 CONNECTIONS=${CONNECTIONS:-64}
 DURATION=${DURATION:-10s}
-THREADS=${THREADS:-2}
-command -v wrk >/dev/null || { echo "cpu.sh: wrk is not installed (Debian: apt-get install -y wrk)" >&2; exit 1; }
-curl -fsS "$URL/" >/dev/null || { echo "cpu.sh: nothing answers at $URL/; start the stack first (bench/stack.sh)" >&2; exit 1; }
-ulimit -n 65536 2>/dev/null || true
+require_wrk_and_stack cpu.sh
 
 ticks_per_s=$(getconf CLK_TCK)
 snapshot() { # "pid name ticks" for the processes that take part

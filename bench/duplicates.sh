@@ -6,10 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-URL=${URL:-http://127.0.0.1:8000}
+source load.sh
 DURATION=${DURATION:-15s}
 DATABASE_URL=${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/bench}
-ulimit -n 65536 2>/dev/null || true
+require_wrk_and_stack duplicates.sh
 
 out=$(wrk -t2 -c200 -d"$DURATION" --timeout 10s --latency -s duplicates.lua "$URL")
 line=$(grep '^RESULT' <<<"$out")

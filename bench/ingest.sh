@@ -8,15 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-URL=${URL:-http://127.0.0.1:8000}
+source load.sh
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-15s}
 LEVELS=${LEVELS:-16 64 256}
-THREADS=${THREADS:-2}
-
-command -v wrk >/dev/null || { echo "ingest.sh: wrk is not installed (Debian: apt-get install -y wrk)" >&2; exit 1; }
-curl -fsS "$URL/" >/dev/null || { echo "ingest.sh: nothing answers at $URL/; start the stack first" >&2; exit 1; }
-ulimit -n 65536 2>/dev/null || true
+require_wrk_and_stack ingest.sh
 
 for connections in $LEVELS; do
   results=()

@@ -9,16 +9,12 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-URL=${URL:-http://127.0.0.1:8000}
+source load.sh
 CONNECTIONS=${CONNECTIONS:-256}
 DURATION=${DURATION:-20s}
-THREADS=${THREADS:-2}
-
-command -v wrk >/dev/null || { echo "memory.sh: wrk is not installed (Debian: apt-get install -y wrk)" >&2; exit 1; }
-curl -fsS "$URL/" >/dev/null || { echo "memory.sh: nothing answers at $URL/; start the stack first (bench/stack.sh)" >&2; exit 1; }
+require_wrk_and_stack memory.sh
 gateway=$(pgrep -xn ingest-gateway) || { echo "memory.sh: no ingest-gateway running" >&2; exit 1; }
 processor=$(pgrep -xn processor) || { echo "memory.sh: no processor running" >&2; exit 1; }
-ulimit -n 65536 2>/dev/null || true
 
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 mib() { awk -v kib="$1" 'BEGIN { printf "%.1f", kib / 1024 }'; }

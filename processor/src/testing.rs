@@ -142,13 +142,14 @@ impl Setup {
             .expect("connect to the test database")
     }
 
-    /// A client of this test's Redis: `REDIS_URL` as set on this setup, else the shared one.
+    /// A client of the Redis this setup gives its processor (`REDIS_URL`: the shared one
+    /// unless overridden).
     pub async fn redis(&self) -> Client {
         let url = self
             .environment()
             .into_iter()
-            .find(|(name, _)| *name == "REDIS_URL")
-            .map_or_else(redis_url, |(_, url)| url);
+            .find_map(|(name, url)| (name == "REDIS_URL").then_some(url))
+            .expect("every setup names REDIS_URL");
         let client = Client::new(
             fred::prelude::Config::from_url(&url).expect("redis url"),
             None,

@@ -72,13 +72,12 @@ pub fn request_id<T>(request: &tonic::Request<T>) -> Option<String> {
         .get("x-request-id")
         .and_then(|value| value.to_str().ok())
         .and_then(item_request_id)
+        .map(str::to_owned)
 }
 
 /// A request id given as data (an IngestTransactions item's), kept on the same terms.
-pub fn item_request_id(id: &str) -> Option<String> {
-    Some(id)
-        .filter(|id| !id.is_empty() && id.len() <= 128)
-        .map(str::to_owned)
+pub fn item_request_id(id: &str) -> Option<&str> {
+    Some(id).filter(|id| !id.is_empty() && id.len() <= 128)
 }
 
 /// A list request checked field by field.

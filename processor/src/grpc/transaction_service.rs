@@ -125,7 +125,10 @@ impl TransactionService for TransactionServiceImpl {
                         Some(transaction) => NewTransaction::try_from(transaction),
                         None => NewTransaction::try_from(&pb::IngestTransactionRequest::default()),
                     }?;
-                    Ok((transaction, item_request_id(&item.request_id)))
+                    Ok((
+                        transaction,
+                        item_request_id(&item.request_id).map(str::to_owned),
+                    ))
                 })
                 .collect();
             let results = self
@@ -136,7 +139,9 @@ impl TransactionService for TransactionServiceImpl {
                 .zip(&items)
                 .map(|(result, item)| pb::IngestTransactionResult {
                     outcome: Some(match result.inspect_err(count) {
-                        Ok(stored) => Outcome::Ingested(answer(stored, Some(&item.request_id))),
+                        Ok(stored) => {
+                            Outcome::Ingested(answer(stored, item_request_id(&item.request_id)))
+                        }
                         Err(error) => Outcome::Error(Status::from(error).into()),
                     }),
                 })
