@@ -37,6 +37,8 @@ pub const VARIABLES: &[&str] = &[
     "INGEST_BATCH_SIZE",
     "INGEST_WRITERS",
     "MAX_CONCURRENT_CALLS",
+    "EXTERNAL_CALL_URL",
+    "EXTERNAL_CALL_TIMEOUT",
 ];
 
 #[derive(Clone, Debug)]
@@ -51,6 +53,10 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     /// `PROCESSING_DELAY`: how long the simulated external call takes.
     pub processing_delay: Duration,
+    /// `EXTERNAL_CALL_URL`: where the external call is POSTed; unset, it is simulated.
+    pub external_call_url: Option<reqwest::Url>,
+    /// `EXTERNAL_CALL_TIMEOUT`: the deadline of one external call.
+    pub external_call_timeout: Duration,
     /// `STREAM_KEY`: the Redis Stream that carries transaction ids to process.
     pub stream_key: String,
     /// `CONSUMER_GROUP`: the group all replicas read through.
@@ -127,6 +133,14 @@ impl Config {
             redis_url: get("REDIS_URL", "redis://127.0.0.1:6379/0"),
             grpc_addr: parse_addr("GRPC_ADDR", &get("GRPC_ADDR", "0.0.0.0:50051"))?,
             processing_delay: parse_duration("PROCESSING_DELAY", &get("PROCESSING_DELAY", "30s"))?,
+            external_call_url: lookup("EXTERNAL_CALL_URL")
+                .filter(|url| !url.is_empty())
+                .map(|url| parse_http_url("EXTERNAL_CALL_URL", &url))
+                .transpose()?,
+            external_call_timeout: parse_duration(
+                "EXTERNAL_CALL_TIMEOUT",
+                &get("EXTERNAL_CALL_TIMEOUT", "30s"),
+            )?,
             stream_key: non_empty("STREAM_KEY", get("STREAM_KEY", "transactions"))?,
             consumer_group: non_empty("CONSUMER_GROUP", get("CONSUMER_GROUP", "processors"))?,
             consumer_name: match lookup("CONSUMER_NAME") {
@@ -185,6 +199,13 @@ fn non_empty(name: &str, value: String) -> anyhow::Result<String> {
         bail!("{name} must not be empty");
     }
     Ok(value)
+}
+
+fn parse_http_url(name: &str, value: &str) -> anyhow::Result<reqwest::Url> {
+    match reqwest::Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(url),
+        _ => bail!("{name}={value:?} is not an http:// or https:// URL"),
+    }
 }
 
 fn parse_addr(name: &str, value: &str) -> anyhow::Result<SocketAddr> {
@@ -256,6 +277,8 @@ mod tests {
         assert_eq!(config.stream_key, "transactions");
         assert_eq!(config.consumer_group, "processors");
         assert_eq!(config.redis_url, "redis://127.0.0.1:6379/0");
+        assert_eq!(config.external_call_url, None);
+        assert_eq!(config.external_call_timeout, Duration::from_secs(30));
         assert!(
             config
                 .consumer_name
@@ -282,6 +305,9 @@ mod tests {
             ("SIMULATED_FAILURE_RATE", "1.5"),
             ("MAX_ATTEMPTS", "0"),
             ("LEASE_MARGIN", "a while"),
+            ("EXTERNAL_CALL_URL", "ftp://downstream/calls"),
+            ("EXTERNAL_CALL_URL", "not a url"),
+            ("EXTERNAL_CALL_TIMEOUT", "never"),
         ] {
             let error = config_with(&[(name, value)])
                 .err()

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
-use external::ExternalCall;
+use external::{ExternalCall, HttpCall, SimulatedCall};
 use ingest::Ingestor;
 use outbox::Outbox;
 use processing::{Processing, RetryPolicy};
@@ -94,10 +94,16 @@ pub async fn build_with_listeners(
         .context("cannot create the consumer group")?;
     let publisher = Publisher::new(redis.clone(), config.stream_key.clone());
     let stream_lost = Arc::new(tokio::sync::Notify::new());
-    let external = ExternalCall {
-        delay: config.processing_delay,
-        failure_rate: config.simulated_failure_rate,
-        failing_id_prefix: config.simulated_failure_id_prefix.clone(),
+    let external = match &config.external_call_url {
+        Some(url) => ExternalCall::Http(Arc::new(
+            HttpCall::new(url.clone(), config.external_call_timeout)
+                .context("cannot make the HTTP client for EXTERNAL_CALL_URL")?,
+        )),
+        None => ExternalCall::Simulated(SimulatedCall {
+            delay: config.processing_delay,
+            failure_rate: config.simulated_failure_rate,
+            failing_id_prefix: config.simulated_failure_id_prefix.clone(),
+        }),
     };
     let retry = RetryPolicy {
         max_attempts: config.max_attempts,
@@ -110,7 +116,7 @@ pub async fn build_with_listeners(
         batch_size: config.read_batch_size,
         max_in_flight: config.max_in_flight,
         // An entry idle past a whole lease belongs to a consumer that stopped working on it.
-        claim_min_idle: config.processing_delay + config.lease_margin,
+        claim_min_idle: external.longest() + config.lease_margin,
         claim_interval: config.reconcile_interval,
         stream_lost: stream_lost.clone(),
         processing: Processing {

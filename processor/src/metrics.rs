@@ -17,6 +17,7 @@ pub const IN_FLIGHT: &str = "payments_transactions_in_flight";
 pub const FINISHED_TOTAL: &str = "payments_transactions_finished_total";
 pub const ATTEMPTS_TOTAL: &str = "payments_processing_attempts_total";
 pub const CREATED_TO_FINISHED_SECONDS: &str = "payments_created_to_finished_seconds";
+pub const EXTERNAL_CALLS_TOTAL: &str = "payments_external_calls_total";
 pub const OUTBOX_PUBLISHED_TOTAL: &str = "payments_outbox_published_total";
 pub const CLAIMED_ENTRIES_TOTAL: &str = "payments_claimed_entries_total";
 pub const DEPENDENCY_UP: &str = "payments_dependency_up";
@@ -70,6 +71,10 @@ fn describe() {
         "Transactions finished by this processor, by final status."
     );
     describe_counter!(ATTEMPTS_TOTAL, "External call attempts by outcome.");
+    describe_counter!(
+        EXTERNAL_CALLS_TOTAL,
+        "External calls by outcome: succeeded, retryable_status, timeout, transport_error, refused, simulated_failure."
+    );
     describe_histogram!(
         CREATED_TO_FINISHED_SECONDS,
         "Time from a transaction's creation to its final status."

@@ -80,17 +80,10 @@ pub async fn find(
         .await
 }
 
-/// A successful claim: which attempt this is, and when the transaction was created.
-#[derive(Clone, Copy, Debug)]
-pub struct Claim {
-    pub attempt: u32,
-    pub created_at: DateTime<Utc>,
-}
-
 /// Claims PROCESSING transactions for `owner` for `lease`, counting one more attempt
 /// each, in one statement. A claim succeeds when nobody holds a live lease (or `owner`
-/// itself does, as after a restart under the same consumer name). Returns the claims
-/// made, by id.
+/// itself does, as after a restart under the same consumer name). Returns the rows
+/// claimed, `attempts` counting this one.
 ///
 /// `(status = 'PROCESSING') IS TRUE` is the same test as `status = 'PROCESSING'`, written
 /// so that no status index qualifies: only the primary key may drive these statements.
@@ -101,7 +94,7 @@ pub async fn claim_many(
     transaction_ids: &[String],
     owner: &str,
     lease: Duration,
-) -> Result<Vec<(String, Claim)>, DbErr> {
+) -> Result<Vec<StoredTransaction>, DbErr> {
     let rows = db
         .query_all_raw(statement(
             "UPDATE transactions
@@ -109,20 +102,12 @@ pub async fn claim_many(
                     lease_expires_at = now() + $3 * interval '1 millisecond', updated_at = now()
               WHERE transaction_id = ANY($1::text[]) AND (status = 'PROCESSING') IS TRUE
                 AND (lease_expires_at IS NULL OR lease_expires_at < now() OR lease_owner = $2)
-          RETURNING transaction_id, attempts, created_at",
+          RETURNING *",
             [transaction_ids.to_vec().into(), owner.into(), millis(lease)],
         ))
         .await?;
     rows.iter()
-        .map(|row| {
-            Ok((
-                row.try_get::<String>("", "transaction_id")?,
-                Claim {
-                    attempt: u32::try_from(row.try_get::<i32>("", "attempts")?).unwrap_or_default(),
-                    created_at: row.try_get("", "created_at")?,
-                },
-            ))
-        })
+        .map(|row| StoredTransaction::from_query_result(row, ""))
         .collect()
 }
 

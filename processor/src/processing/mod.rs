@@ -25,7 +25,7 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
-    /// Added to the call's delay to make the lease: past it, the claim is presumed dead.
+    /// Added to the call's longest time to make the lease: past it, the claim is presumed dead.
     pub lease_margin: Duration,
 }
 
@@ -61,7 +61,7 @@ impl Processing {
     }
 
     fn lease(&self) -> Duration {
-        self.external.delay + self.retry.lease_margin
+        self.external.longest() + self.retry.lease_margin
     }
 }
 

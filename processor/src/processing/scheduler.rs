@@ -21,9 +21,9 @@ use tokio_util::time::DelayQueue;
 
 use super::{
     Delivery, Processing,
-    steps::{self, Claimed, StepResult, Timer},
+    steps::{self, Call, Claimed, StepResult, Timer},
 };
-use crate::{db::repository, metrics, stream::settle};
+use crate::{db::repository, external::CallResult, metrics, stream::settle};
 
 /// Most transactions one step takes: one statement and one round trip for them all.
 const STEP_BATCH: usize = 512;
@@ -49,6 +49,8 @@ impl Scheduler {
                 handling: HashSet::new(),
                 steps: JoinSet::new(),
                 step_ids: HashMap::new(),
+                calls: JoinSet::new(),
+                call_ids: HashMap::new(),
             }
             .run(received),
         );
@@ -85,6 +87,10 @@ struct State {
     steps: JoinSet<StepResult>,
     /// The transactions each running step holds, released should the step panic.
     step_ids: HashMap<tokio::task::Id, Vec<Arc<str>>>,
+    /// HTTP calls under way, one task each (a real call is a connection, not a timer).
+    calls: JoinSet<(Claimed, CallResult)>,
+    /// The transaction of each call, released should the call's task panic.
+    call_ids: HashMap<tokio::task::Id, Arc<str>>,
 }
 
 impl State {
@@ -93,7 +99,11 @@ impl State {
         let mut grace_ends: Option<Instant> = None;
         let mut received = Vec::with_capacity(STEP_BATCH);
         loop {
-            if !admitting && self.timers.is_empty() && self.steps.is_empty() {
+            if !admitting
+                && self.timers.is_empty()
+                && self.steps.is_empty()
+                && self.calls.is_empty()
+            {
                 return;
             }
             let room = self.steps.len() < CONCURRENT_STEPS;
@@ -105,6 +115,9 @@ impl State {
                 }
                 due = take_expired(&mut self.timers), if room && !self.timers.is_empty() => {
                     self.start_due(due);
+                }
+                Some(ended) = self.calls.join_next_with_id(), if room && !self.calls.is_empty() => {
+                    self.record_calls(ended);
                 }
                 count = admissions.recv_many(&mut received, STEP_BATCH), if room && admitting => {
                     if count == 0 {
@@ -144,26 +157,63 @@ impl State {
     }
 
     fn start_due(&mut self, due: Vec<Timer>) {
-        let mut calls_ended: Vec<Claimed> = Vec::new();
+        let mut calls_ended: Vec<(Claimed, CallResult)> = Vec::new();
         let mut retries: Vec<Delivery> = Vec::new();
         for timer in due {
             match timer {
-                Timer::CallEnds(claimed) => calls_ended.push(claimed),
+                Timer::CallEnds(claimed, result) => calls_ended.push((claimed, result)),
                 Timer::RetryDue(delivery) => retries.push(delivery),
             }
         }
-        if !calls_ended.is_empty() {
-            let ids = calls_ended
-                .iter()
-                .map(|c| c.delivery.transaction_id.clone())
-                .collect();
-            let processing = self.processing.clone();
-            self.spawn(
-                ids,
-                async move { steps::finish(&processing, calls_ended).await },
-            );
-        }
+        self.finish(calls_ended);
         self.claim(retries);
+    }
+
+    /// Takes the HTTP call that ended and every other that has, up to one step's worth,
+    /// and records them in one step.
+    fn record_calls(
+        &mut self,
+        first: Result<(tokio::task::Id, (Claimed, CallResult)), tokio::task::JoinError>,
+    ) {
+        let mut ended = Vec::new();
+        let mut next = Some(first);
+        while let Some(call) = next.take() {
+            match call {
+                Ok((id, call)) => {
+                    self.call_ids.remove(&id);
+                    ended.push(call);
+                }
+                Err(error) => {
+                    // Its entry stays pending and is delivered again.
+                    tracing::error!(%error, "an external call's task failed; its entry stays pending");
+                    if let Some(transaction_id) = self.call_ids.remove(&error.id()) {
+                        self.handling.remove(&transaction_id);
+                    }
+                }
+            }
+            if ended.len() < STEP_BATCH {
+                next = self.calls.try_join_next_with_id();
+            }
+        }
+        self.finish(ended);
+    }
+
+    fn finish(&mut self, ended: Vec<(Claimed, CallResult)>) {
+        if ended.is_empty() {
+            return;
+        }
+        let ids = ended
+            .iter()
+            .map(|(c, _)| c.delivery.transaction_id.clone())
+            .collect();
+        let processing = self.processing.clone();
+        self.spawn(ids, async move { steps::finish(&processing, ended).await });
+    }
+
+    fn start_call(&mut self, call: Call) {
+        let transaction_id = call.claimed.delivery.transaction_id.clone();
+        let handle = self.calls.spawn(call.run());
+        self.call_ids.insert(handle.id(), transaction_id);
     }
 
     fn claim(&mut self, deliveries: Vec<Delivery>) {
@@ -197,6 +247,9 @@ impl State {
                 for (timer, delay) in result.wait {
                     self.timers.insert(timer, delay);
                 }
+                for call in result.calls {
+                    self.start_call(call);
+                }
                 for transaction_id in result.released {
                     self.handling.remove(&transaction_id);
                 }
@@ -215,8 +268,9 @@ impl State {
     /// The grace period is over: steps already running may end, the rest is left pending
     /// in the group and its leases released so other consumers take it over at once.
     async fn abandon(&mut self) {
-        let waiting = self.timers.len();
+        let waiting = self.timers.len() + self.calls.len();
         self.timers.clear();
+        self.calls.abort_all();
         if tokio::time::timeout(STEP_WIND_DOWN, async {
             while self.steps.join_next().await.is_some() {}
         })

@@ -14,8 +14,9 @@ use sea_orm::DbErr;
 
 use super::{Delivery, Outcome, Processing};
 use crate::{
-    db::repository::{self, AttemptRecord, Claim},
+    db::repository::{self, AttemptRecord, StoredTransaction},
     domain::Status,
+    external::{self, CallResult, ExternalCall, HttpCall},
     metrics,
     stream::settle,
 };
@@ -32,10 +33,41 @@ pub(super) struct Claimed {
 /// What the scheduler waits for.
 #[derive(Debug)]
 pub(super) enum Timer {
-    /// The external call's delay ends: record its result.
-    CallEnds(Claimed),
+    /// The simulated call's delay ends: record its result (drawn when it started).
+    CallEnds(Claimed, CallResult),
     /// A failed transaction's backoff ends: claim it again for its next attempt.
     RetryDue(Delivery),
+}
+
+/// An HTTP call about to be made for a claimed transaction.
+#[derive(Debug)]
+pub(super) struct Call {
+    pub(super) claimed: Claimed,
+    http: Arc<HttpCall>,
+    body: Vec<u8>,
+}
+
+impl Call {
+    pub(super) async fn run(self) -> (Claimed, CallResult) {
+        let delivery = &self.claimed.delivery;
+        let result = self
+            .http
+            .call(
+                &delivery.transaction_id,
+                delivery.request_id.as_deref(),
+                self.body,
+            )
+            .await;
+        (self.claimed, result)
+    }
+}
+
+/// A call that did not succeed.
+struct Failure {
+    error: String,
+    retry_after: Option<Duration>,
+    /// False when the downstream refused it: it is FAILED at once.
+    retryable: bool,
 }
 
 /// What a step hands back to the scheduler.
@@ -43,6 +75,8 @@ pub(super) enum Timer {
 pub(super) struct StepResult {
     /// Timers to start: what to wait for, and how long.
     pub(super) wait: Vec<(Timer, Duration)>,
+    /// HTTP calls to start.
+    pub(super) calls: Vec<Call>,
     /// Transactions no longer handled here: settled, or left pending in the group for
     /// a later delivery.
     pub(super) released: Vec<Arc<str>>,
@@ -54,14 +88,14 @@ impl StepResult {
     }
 }
 
-/// Claims a lease on each delivery's transaction; the claimed start their call's delay.
+/// Claims a lease on each delivery's transaction; the claimed start their call.
 pub(super) async fn claim(processing: &Processing, deliveries: Vec<Delivery>) -> StepResult {
     let mut result = StepResult::default();
     let ids: Vec<String> = deliveries
         .iter()
         .map(|delivery| delivery.transaction_id.to_string())
         .collect();
-    let claims: HashMap<String, Claim> = match repository::claim_many(
+    let claims: HashMap<String, StoredTransaction> = match repository::claim_many(
         &processing.db,
         &ids,
         processing.owner(),
@@ -69,7 +103,10 @@ pub(super) async fn claim(processing: &Processing, deliveries: Vec<Delivery>) ->
     )
     .await
     {
-        Ok(claims) => claims.into_iter().collect(),
+        Ok(claims) => claims
+            .into_iter()
+            .map(|claim| (claim.transaction_id.clone(), claim))
+            .collect(),
         Err(error) => {
             tracing::warn!(count = ids.len(), %error, "claiming failed; the entries stay pending and will be delivered again");
             deliveries.into_iter().for_each(|d| result.release(d));
@@ -79,19 +116,35 @@ pub(super) async fn claim(processing: &Processing, deliveries: Vec<Delivery>) ->
     let started_at = Utc::now();
     let mut unclaimed = Vec::new();
     for delivery in deliveries {
-        match claims.get(&*delivery.transaction_id) {
-            Some(claim) => {
-                let claimed = Claimed {
-                    delivery,
-                    attempt: claim.attempt,
-                    started_at,
-                    created_at: claim.created_at,
-                };
+        let Some(claim) = claims.get(&*delivery.transaction_id) else {
+            unclaimed.push(delivery);
+            continue;
+        };
+        let claimed = Claimed {
+            delivery,
+            attempt: u32::try_from(claim.attempts).unwrap_or_default(),
+            started_at,
+            created_at: claim.created_at,
+        };
+        match &processing.external {
+            ExternalCall::Simulated(simulated) => {
+                let outcome = simulated.result(&claimed.delivery.transaction_id);
                 result
                     .wait
-                    .push((Timer::CallEnds(claimed), processing.external.delay));
+                    .push((Timer::CallEnds(claimed, outcome), simulated.delay));
             }
-            None => unclaimed.push(delivery),
+            ExternalCall::Http(http) => match external::request_body(claim) {
+                Ok(body) => result.calls.push(Call {
+                    claimed,
+                    http: http.clone(),
+                    body,
+                }),
+                Err(error) => {
+                    // Cannot happen for a stored row; the lease lapses and it is tried again.
+                    tracing::error!(transaction_id = %claimed.delivery.transaction_id, %error, "cannot encode the call's body");
+                    result.release(claimed.delivery);
+                }
+            },
         }
     }
     settle_unclaimed(processing, unclaimed, &mut result).await;
@@ -138,22 +191,41 @@ async fn settle_unclaimed(
     settle(processing, settled, result).await;
 }
 
-/// Records the result of every call whose delay has ended: successes in one statement,
+/// Records the result of every call that has ended: successes in one statement,
 /// failures each with their error. Failures with attempts left wait out a backoff.
-pub(super) async fn finish(processing: &Processing, due: Vec<Claimed>) -> StepResult {
+pub(super) async fn finish(processing: &Processing, due: Vec<(Claimed, CallResult)>) -> StepResult {
     let mut result = StepResult::default();
     let mut succeeded = Vec::with_capacity(due.len());
     let mut failed = Vec::new();
-    for claimed in due {
-        match processing.external.result(&claimed.delivery.transaction_id) {
-            Ok(()) => succeeded.push(claimed),
-            Err(error) => failed.push((claimed, error)),
+    for (claimed, outcome) in due {
+        ::metrics::counter!(metrics::EXTERNAL_CALLS_TOTAL, "outcome" => outcome.kind())
+            .increment(1);
+        match outcome {
+            CallResult::Succeeded => succeeded.push(claimed),
+            CallResult::Retryable {
+                error, retry_after, ..
+            } => failed.push((
+                claimed,
+                Failure {
+                    error,
+                    retry_after,
+                    retryable: true,
+                },
+            )),
+            CallResult::Refused { error } => failed.push((
+                claimed,
+                Failure {
+                    error,
+                    retry_after: None,
+                    retryable: false,
+                },
+            )),
         }
     }
     let mut settled = Vec::with_capacity(succeeded.len() + failed.len());
     record_successes(processing, succeeded, &mut settled, &mut result).await;
-    for (claimed, error) in failed {
-        record_failure(processing, claimed, error, &mut settled, &mut result).await;
+    for (claimed, failure) in failed {
+        record_failure(processing, claimed, failure, &mut settled, &mut result).await;
     }
     settle(processing, settled, &mut result).await;
     result
@@ -207,15 +279,24 @@ async fn record_successes(
 async fn record_failure(
     processing: &Processing,
     claimed: Claimed,
-    error: String,
+    failure: Failure,
     settled: &mut Vec<(Delivery, Outcome)>,
     result: &mut StepResult,
 ) {
     ::metrics::counter!(metrics::ATTEMPTS_TOTAL, "outcome" => "failed").increment(1);
     let transaction_id = &*claimed.delivery.transaction_id;
     let attempt = claimed.attempt;
-    let last = attempt >= processing.retry.max_attempts;
-    let backoff = processing.retry.backoff(attempt);
+    let Failure {
+        error,
+        retry_after,
+        retryable,
+    } = failure;
+    let last = !retryable || attempt >= processing.retry.max_attempts;
+    // The downstream's Retry-After is a floor under our own backoff.
+    let backoff = processing
+        .retry
+        .backoff(attempt)
+        .max(retry_after.unwrap_or_default());
     tracing::warn!(%transaction_id, attempt, %error, last, "external call failed");
     let record = AttemptRecord {
         transaction_id,

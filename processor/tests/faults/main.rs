@@ -5,9 +5,11 @@
 // A test that cannot set up or whose call fails panics: that is the failure report.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod downstream;
 mod helpers;
 
 mod consumers;
+mod external_calls;
 mod postgres;
 mod redis;
 mod retries;
