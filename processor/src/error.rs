@@ -1,6 +1,7 @@
-//! The processor's one error type, and its single mapping to gRPC status codes.
+//! The processor's one error type, its single mapping to gRPC status codes, and the one
+//! place that decides whether a failure means "a dependency is away; retry later".
 
-use sea_orm::{DbErr, RuntimeErr, sqlx};
+use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr, sqlx};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -34,34 +35,85 @@ pub enum Error {
     Internal(String),
 }
 
-impl Error {
-    /// True when the cause is a dependency that could not be reached, not a bad request
-    /// or a bad query: the caller should retry later.
-    fn is_unavailable(&self) -> bool {
-        match self {
-            Self::Database(DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) => true,
-            Self::Database(
-                DbErr::Exec(RuntimeErr::SqlxError(cause))
-                | DbErr::Query(RuntimeErr::SqlxError(cause)),
-            ) => {
-                matches!(
-                    cause.as_ref(),
-                    sqlx::Error::Io(_)
-                        | sqlx::Error::PoolTimedOut
-                        | sqlx::Error::PoolClosed
-                        | sqlx::Error::Tls(_)
-                )
-            }
-            Self::Redis(_) | Self::Unavailable(_) => true,
-            _ => false,
+/// Whether trying again later can succeed, and what the retry needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transience {
+    /// A bad request or a bad query: the same call fails the same way.
+    Permanent,
+    /// The dependency is busy or the statement lost a race (deadlock, serialization
+    /// failure, too many connections, a full pool): the connections are fine.
+    Busy,
+    /// The connection or the server behind it went away (restart, failover, a terminated
+    /// backend): a retry needs a new connection.
+    ConnectionLost,
+}
+
+impl Transience {
+    pub fn is_transient(self) -> bool {
+        self != Self::Permanent
+    }
+}
+
+/// What a PostgreSQL error code (SQLSTATE) says about retrying.
+pub fn sqlstate_transience(code: &str) -> Transience {
+    match code {
+        // Class 08, connection exception; 57P01 admin shutdown (also what
+        // pg_terminate_backend sends), 57P02 crash shutdown, 57P03 cannot connect now
+        // (starting up or in recovery); 25006 read-only transaction: the pool still
+        // talks to a server that became a standby in a failover.
+        _ if code.starts_with("08") => Transience::ConnectionLost,
+        "57P01" | "57P02" | "57P03" | "25006" => Transience::ConnectionLost,
+        // 40001 serialization failure, 40P01 deadlock; class 53, insufficient resources
+        // (53300 too many connections, disk full, out of memory); 57014 a statement
+        // cancelled (statement_timeout) and 55P03 lock not available (lock_timeout):
+        // a stall.
+        "40001" | "40P01" | "57014" | "55P03" => Transience::Busy,
+        _ if code.starts_with("53") => Transience::Busy,
+        _ => Transience::Permanent,
+    }
+}
+
+/// What a database error says about retrying.
+pub fn db_transience(error: &DbErr) -> Transience {
+    match error {
+        DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) => Transience::Busy,
+        DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed) | DbErr::Conn(_) => {
+            Transience::ConnectionLost
         }
+        DbErr::Exec(RuntimeErr::SqlxError(cause)) | DbErr::Query(RuntimeErr::SqlxError(cause)) => {
+            sqlx_transience(cause)
+        }
+        _ => Transience::Permanent,
+    }
+}
+
+fn sqlx_transience(error: &sqlx::Error) -> Transience {
+    match error {
+        sqlx::Error::Database(database) => database
+            .code()
+            .map_or(Transience::Permanent, |code| sqlstate_transience(&code)),
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => {
+            Transience::ConnectionLost
+        }
+        sqlx::Error::PoolTimedOut => Transience::Busy,
+        _ => Transience::Permanent,
     }
 }
 
 impl Error {
+    /// Whether the cause is a dependency that is away or busy right now (the caller
+    /// should retry later), as opposed to a bad request or a bad query.
+    pub fn transience(&self) -> Transience {
+        match self {
+            Self::Database(error) => db_transience(error),
+            Self::Redis(_) | Self::Unavailable(_) => Transience::Busy,
+            _ => Transience::Permanent,
+        }
+    }
+
     /// An equivalent error for each caller of a batch that failed as a whole.
     pub fn duplicate(&self) -> Self {
-        if self.is_unavailable() {
+        if self.transience().is_transient() {
             Self::Unavailable(self.to_string())
         } else {
             Self::Internal(self.to_string())
@@ -71,7 +123,7 @@ impl Error {
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
-        if error.is_unavailable() {
+        if error.transience().is_transient() {
             tracing::warn!(error = %error, "dependency unavailable");
             return Status::unavailable(
                 "a dependency of the processor is unavailable; retry later",
@@ -112,5 +164,52 @@ impl From<Error> for Status {
                 Status::internal("internal error")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_of_an_absent_or_busy_database_are_transient() {
+        for code in [
+            "57P01", "57P02", "57P03", "25006", "08006", "08001", "08P01",
+        ] {
+            assert_eq!(
+                sqlstate_transience(code),
+                Transience::ConnectionLost,
+                "{code}"
+            );
+        }
+        for code in ["53300", "53100", "40001", "40P01", "57014", "55P03"] {
+            assert_eq!(sqlstate_transience(code), Transience::Busy, "{code}");
+        }
+        // A bad query or a broken rule stays an internal error.
+        for code in ["42601", "42P01", "23505", "22P02", "23502"] {
+            assert_eq!(sqlstate_transience(code), Transience::Permanent, "{code}");
+        }
+    }
+
+    #[test]
+    fn pool_and_socket_failures_are_transient_and_decoding_is_not() {
+        let io = DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(sqlx::Error::Io(
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        ))));
+        assert_eq!(db_transience(&io), Transience::ConnectionLost);
+        let pool = DbErr::Exec(RuntimeErr::SqlxError(std::sync::Arc::new(
+            sqlx::Error::PoolTimedOut,
+        )));
+        assert_eq!(db_transience(&pool), Transience::Busy);
+        assert_eq!(
+            db_transience(&DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)),
+            Transience::Busy
+        );
+        let decode = DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(
+            sqlx::Error::ColumnNotFound("amount".to_owned()),
+        )));
+        assert_eq!(db_transience(&decode), Transience::Permanent);
+        assert_eq!(Status::from(Error::Database(decode)).code(), Code::Internal);
+        assert_eq!(Status::from(Error::Database(io)).code(), Code::Unavailable);
     }
 }

@@ -71,9 +71,14 @@ pub async fn build_with_listeners(
 ) -> anyhow::Result<Application> {
     // Installs the recorder before anything records.
     metrics::handle();
-    let db = db::connect(&config.database_url, config.database_max_connections)
-        .await
-        .context("cannot connect to PostgreSQL at DATABASE_URL")?;
+    let renewal = db::Renewal::default();
+    let db = db::connect_renewable(
+        &config.database_url,
+        config.database_max_connections,
+        &renewal,
+    )
+    .await
+    .context("cannot connect to PostgreSQL at DATABASE_URL")?;
     if config.run_migrations {
         migrate(&db).await.context("applying migrations failed")?;
     }
@@ -154,6 +159,7 @@ pub async fn build_with_listeners(
     };
     let ingestor = Ingestor::start(
         db,
+        renewal,
         publisher,
         ingest::BatchSettings {
             max_batch: config.ingest_batch_size,

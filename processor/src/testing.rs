@@ -480,9 +480,19 @@ impl PostgresCluster {
 
     /// Immediate shutdown: connections drop at once, as when the server dies.
     pub fn stop_server(&self) {
+        self.stop_server_in("immediate");
+    }
+
+    /// Fast shutdown: every backend is told `terminating connection due to administrator
+    /// command` (57P01), as in a restart, a failover or a managed database's maintenance.
+    pub fn stop_server_fast(&self) {
+        self.stop_server_in("fast");
+    }
+
+    fn stop_server_in(&self, mode: &str) {
         self.postgres_command(
             "pg_ctl",
-            &["-D", &self.data_dir(), "-m", "immediate", "-w", "stop"],
+            &["-D", &self.data_dir(), "-m", mode, "-w", "stop"],
         );
     }
 

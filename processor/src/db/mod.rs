@@ -4,13 +4,50 @@ pub mod entity;
 pub mod listing;
 pub mod repository;
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 /// Opens the pool. Short acquire and connect timeouts make an unreachable database an
 /// error within a request's deadline instead of a hang.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    connect_renewable(url, max_connections, &Renewal::default()).await
+}
+
+/// Tells a pool that its connections were lost (a restart, a failover, terminated
+/// backends). Those still idle in the pool look fine until used, and a retry would take
+/// the next of them and fail again; after [`Renewal::connections_lost`], every idle
+/// connection opened before that moment is closed when next taken, and a new one is
+/// opened in its place.
+#[derive(Clone, Debug, Default)]
+pub struct Renewal {
+    lost_at: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Renewal {
+    pub fn connections_lost(&self) {
+        *self.lost_at.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+    }
+
+    /// Whether a connection opened `age` ago was opened after the last loss.
+    fn keeps(&self, age: Duration) -> bool {
+        self.lost_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none_or(|lost_at| age < lost_at.elapsed())
+    }
+}
+
+/// As [`connect`], with a pool that `renewal` can tell to replace its connections.
+pub async fn connect_renewable(
+    url: &str,
+    max_connections: u32,
+    renewal: &Renewal,
+) -> Result<DatabaseConnection, DbErr> {
+    let renewal = renewal.clone();
     let mut options = ConnectOptions::new(url);
     options
         .max_connections(max_connections)
@@ -22,6 +59,10 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         .test_before_acquire_if_idle_for(Duration::from_secs(1))
         // Every statement at INFO would drown the logs on the hot path.
         .sqlx_logging(false)
+        .map_sqlx_postgres_before_acquire(move |_connection, metadata| {
+            let keep = renewal.keeps(metadata.age);
+            Box::pin(async move { Ok(keep) })
+        })
         // Plan every execution with its own parameters. A generic plan cached while the
         // table was small (a seq scan) would otherwise outlive its growth until the next
         // ANALYZE, and without autovacuum that may never come: claims went from index

@@ -60,6 +60,7 @@ fn count(error: &Error) {
     let outcome = match error {
         Error::InvalidArgument(_) => "rejected",
         Error::Conflict { .. } => "conflict",
+        error if error.transience().is_transient() => "unavailable",
         _ => "error",
     };
     ::metrics::counter!(metrics::INGEST_TOTAL, "outcome" => outcome).increment(1);

@@ -6,6 +6,13 @@
 //! arrive: the gateway already sends webhooks in batches (`IngestTransactions`), and a
 //! gathering pause only added its length to every answer. The writers are tasks of their
 //! own: a caller that hangs up cannot cut a commit-and-publish in half.
+//!
+//! Each INSERT takes its rows in `transaction_id` order, so two batches that share ids
+//! lock them in the same order and cannot deadlock each other (a sender retrying while its
+//! first try is still in flight sends the same ids again, in any order). A batch that
+//! fails for a transient reason (a lost connection, a deadlock with another writer of the
+//! database) is written once more, on a new connection when the old one was lost, before
+//! its callers are answered UNAVAILABLE.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -18,9 +25,12 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{Ingested, differences};
 use crate::{
-    db::repository::{self, StoredTransaction},
+    db::{
+        Renewal,
+        repository::{self, StoredTransaction},
+    },
     domain::NewTransaction,
-    error::{Error, Result},
+    error::{Error, Result, Transience},
     stream::publisher::Publisher,
 };
 
@@ -49,6 +59,7 @@ pub struct BatchSettings {
 /// every sender is dropped and the queue is empty.
 pub fn start(
     db: DatabaseConnection,
+    renewal: Renewal,
     publisher: Publisher,
     settings: BatchSettings,
 ) -> mpsc::Sender<Pending> {
@@ -57,6 +68,7 @@ pub fn start(
     for _ in 0..settings.writers {
         let writer = Writer {
             db: db.clone(),
+            renewal: renewal.clone(),
             publisher: publisher.clone(),
             settings: settings.clone(),
         };
@@ -67,6 +79,7 @@ pub fn start(
 
 struct Writer {
     db: DatabaseConnection,
+    renewal: Renewal,
     publisher: Publisher,
     settings: BatchSettings,
 }
@@ -98,13 +111,14 @@ impl Writer {
                 .entry(pending.transaction.transaction_id.to_string())
                 .or_insert(index);
         }
-        let mut distinct: Vec<usize> = first_of_id.values().copied().collect();
-        distinct.sort_unstable();
-        let candidates: Vec<&NewTransaction> =
-            distinct.iter().map(|&i| &batch[i].transaction).collect();
+        let mut candidates: Vec<&NewTransaction> = first_of_id
+            .values()
+            .map(|&i| &batch[i].transaction)
+            .collect();
+        candidates
+            .sort_unstable_by(|a, b| a.transaction_id.as_str().cmp(b.transaction_id.as_str()));
 
-        let outcome = self.store(&candidates).await;
-        let (created, existing) = match outcome {
+        let (created, existing) = match self.store_retrying_once(&candidates).await {
             Ok(stored) => stored,
             Err(error) => {
                 for pending in batch {
@@ -138,7 +152,30 @@ impl Writer {
         }
     }
 
-    /// Inserts the new ones; reads the ones that existed. Returns both by id.
+    /// [`Self::store`], and once more when it failed for a transient reason.
+    async fn store_retrying_once(
+        &self,
+        candidates: &[&NewTransaction],
+    ) -> Result<(
+        HashMap<String, StoredTransaction>,
+        HashMap<String, StoredTransaction>,
+    )> {
+        let error = match self.store(candidates).await {
+            Err(error) if error.transience().is_transient() => error,
+            done => return done,
+        };
+        if error.transience() == Transience::ConnectionLost {
+            // The pool's other idle connections most likely went with this one.
+            self.renewal.connections_lost();
+        }
+        tracing::warn!(%error, count = candidates.len(), "writing an ingest batch failed; trying once more");
+        self.store(candidates).await
+    }
+
+    /// Inserts the new ones; reads the ones that existed. Returns both by id. The INSERT
+    /// and the read are separate statements: a failure between them leaves committed rows
+    /// that a retry finds as existing, created by nobody, so their callers are answered
+    /// as repeats of the same payload (202 either way) and the outbox publishes them.
     async fn store(
         &self,
         candidates: &[&NewTransaction],

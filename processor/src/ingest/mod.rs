@@ -8,7 +8,10 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    db::repository::{self, StoredTransaction},
+    db::{
+        Renewal,
+        repository::{self, StoredTransaction},
+    },
     domain::NewTransaction,
     error::{Error, Result},
     stream::publisher::Publisher,
@@ -35,10 +38,15 @@ pub struct Ingestor {
 }
 
 impl Ingestor {
-    /// Starts the batch writers (see `batcher`).
-    pub fn start(db: DatabaseConnection, publisher: Publisher, settings: BatchSettings) -> Self {
+    /// Starts the batch writers (see `batcher`); `renewal` is the pool's.
+    pub fn start(
+        db: DatabaseConnection,
+        renewal: Renewal,
+        publisher: Publisher,
+        settings: BatchSettings,
+    ) -> Self {
         let republish_after = settings.republish_after;
-        let queue = batcher::start(db.clone(), publisher.clone(), settings);
+        let queue = batcher::start(db.clone(), renewal, publisher.clone(), settings);
         Self {
             db,
             publisher,

@@ -7,9 +7,12 @@
 
 mod downstream;
 mod helpers;
+mod senders;
 
 mod consumers;
+mod contention;
 mod external_calls;
+mod failover;
 mod postgres;
 mod redis;
 mod retries;
