@@ -35,22 +35,32 @@ pub enum Error {
     Internal(String),
 }
 
-/// Whether trying again later can succeed, and what the retry needs.
+/// Whether trying again later can succeed, and what a retry needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transience {
     /// A bad request or a bad query: the same call fails the same way.
     Permanent,
-    /// The dependency is busy or the statement lost a race (deadlock, serialization
-    /// failure, too many connections, a full pool): the connections are fine.
-    Busy,
+    /// The statement lost a race with another (deadlock, serialization failure): the
+    /// same statement again succeeds.
+    Contention,
+    /// The dependency is saturated or stalled (too many connections, a full pool, a
+    /// statement or lock time-out): it already made the caller wait, and an immediate
+    /// retry would only add to the load.
+    Overloaded,
     /// The connection or the server behind it went away (restart, failover, a terminated
     /// backend): a retry needs a new connection.
     ConnectionLost,
 }
 
 impl Transience {
+    /// The caller should try again later: UNAVAILABLE, 503.
     pub fn is_transient(self) -> bool {
         self != Self::Permanent
+    }
+
+    /// A retry at once, on a sound connection, is likely to succeed.
+    pub fn is_worth_retrying_at_once(self) -> bool {
+        matches!(self, Self::Contention | Self::ConnectionLost)
     }
 }
 
@@ -63,12 +73,13 @@ pub fn sqlstate_transience(code: &str) -> Transience {
         // talks to a server that became a standby in a failover.
         _ if code.starts_with("08") => Transience::ConnectionLost,
         "57P01" | "57P02" | "57P03" | "25006" => Transience::ConnectionLost,
-        // 40001 serialization failure, 40P01 deadlock; class 53, insufficient resources
-        // (53300 too many connections, disk full, out of memory); 57014 a statement
-        // cancelled (statement_timeout) and 55P03 lock not available (lock_timeout):
-        // a stall.
-        "40001" | "40P01" | "57014" | "55P03" => Transience::Busy,
-        _ if code.starts_with("53") => Transience::Busy,
+        // 40001 serialization failure, 40P01 deadlock.
+        "40001" | "40P01" => Transience::Contention,
+        // Class 53, insufficient resources (53300 too many connections, disk full, out of
+        // memory); 57014 a statement cancelled (statement_timeout) and 55P03 lock not
+        // available (lock_timeout): a stall.
+        "57014" | "55P03" => Transience::Overloaded,
+        _ if code.starts_with("53") => Transience::Overloaded,
         _ => Transience::Permanent,
     }
 }
@@ -76,7 +87,7 @@ pub fn sqlstate_transience(code: &str) -> Transience {
 /// What a database error says about retrying.
 pub fn db_transience(error: &DbErr) -> Transience {
     match error {
-        DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) => Transience::Busy,
+        DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) => Transience::Overloaded,
         DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed) | DbErr::Conn(_) => {
             Transience::ConnectionLost
         }
@@ -95,7 +106,7 @@ fn sqlx_transience(error: &sqlx::Error) -> Transience {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => {
             Transience::ConnectionLost
         }
-        sqlx::Error::PoolTimedOut => Transience::Busy,
+        sqlx::Error::PoolTimedOut => Transience::Overloaded,
         _ => Transience::Permanent,
     }
 }
@@ -106,7 +117,7 @@ impl Error {
     pub fn transience(&self) -> Transience {
         match self {
             Self::Database(error) => db_transience(error),
-            Self::Redis(_) | Self::Unavailable(_) => Transience::Busy,
+            Self::Redis(_) | Self::Unavailable(_) => Transience::Overloaded,
             _ => Transience::Permanent,
         }
     }
@@ -182,8 +193,11 @@ mod tests {
                 "{code}"
             );
         }
-        for code in ["53300", "53100", "40001", "40P01", "57014", "55P03"] {
-            assert_eq!(sqlstate_transience(code), Transience::Busy, "{code}");
+        for code in ["40001", "40P01"] {
+            assert_eq!(sqlstate_transience(code), Transience::Contention, "{code}");
+        }
+        for code in ["53300", "53100", "57014", "55P03"] {
+            assert_eq!(sqlstate_transience(code), Transience::Overloaded, "{code}");
         }
         // A bad query or a broken rule stays an internal error.
         for code in ["42601", "42P01", "23505", "22P02", "23502"] {
@@ -200,10 +214,10 @@ mod tests {
         let pool = DbErr::Exec(RuntimeErr::SqlxError(std::sync::Arc::new(
             sqlx::Error::PoolTimedOut,
         )));
-        assert_eq!(db_transience(&pool), Transience::Busy);
+        assert_eq!(db_transience(&pool), Transience::Overloaded);
         assert_eq!(
             db_transience(&DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)),
-            Transience::Busy
+            Transience::Overloaded
         );
         let decode = DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(
             sqlx::Error::ColumnNotFound("amount".to_owned()),

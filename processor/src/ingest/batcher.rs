@@ -10,9 +10,10 @@
 //! Each INSERT takes its rows in `transaction_id` order, so two batches that share ids
 //! lock them in the same order and cannot deadlock each other (a sender retrying while its
 //! first try is still in flight sends the same ids again, in any order). A batch that
-//! fails for a transient reason (a lost connection, a deadlock with another writer of the
-//! database) is written once more, on a new connection when the old one was lost, before
-//! its callers are answered UNAVAILABLE.
+//! fails for a reason a retry at once can cure (a lost connection, a deadlock with another
+//! writer of the database) is written once more, on a new connection when the old one was
+//! lost, before its callers are answered UNAVAILABLE. A saturated or stalled database
+//! (a full pool, a statement time-out) already made them wait: they are answered at once.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -152,7 +153,7 @@ impl Writer {
         }
     }
 
-    /// [`Self::store`], and once more when it failed for a transient reason.
+    /// [`Self::store`], and once more when it failed for a reason a retry at once cures.
     async fn store_retrying_once(
         &self,
         candidates: &[&NewTransaction],
@@ -161,7 +162,7 @@ impl Writer {
         HashMap<String, StoredTransaction>,
     )> {
         let error = match self.store(candidates).await {
-            Err(error) if error.transience().is_transient() => error,
+            Err(error) if error.transience().is_worth_retrying_at_once() => error,
             done => return done,
         };
         if error.transience() == Transience::ConnectionLost {
