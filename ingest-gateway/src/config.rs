@@ -3,7 +3,11 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+use service_support::{
+    logging::Logging,
+    settings::{parse_addr, parse_duration, parse_number},
+};
 
 use crate::signatures::{Secrets, Verifier};
 
@@ -36,8 +40,8 @@ pub struct Config {
     pub processor_timeout: Duration,
     /// `MAX_BODY_BYTES`: largest webhook body accepted (413 above it).
     pub max_body_bytes: usize,
-    /// `LOG_FORMAT`: `text` or `json`.
-    pub log_format: LogFormat,
+    /// `LOG_FORMAT` and `RUST_LOG` (`info` unless set).
+    pub logging: Logging,
     /// `MAX_CONCURRENT_REQUESTS`: API requests (webhooks and status reads) handled at once;
     /// past it the gateway sheds with 503 at once rather than queueing. The default, 256,
     /// keeps p99 under 500 ms at 1024 connections on 2 cores, and 256 connections are all
@@ -50,8 +54,6 @@ pub struct Config {
     /// `RAZORPAY_WEBHOOK_SECRET`, `STANDARD_WEBHOOKS_SECRET`, `STRIPE_WEBHOOK_SECRET` and
     /// `WEBHOOK_TOLERANCE`: webhook signature checks (the secrets never print).
     pub signatures: Verifier,
-    /// `RUST_LOG`: log level and filters (`info` unless set).
-    pub log_filter: Option<String>,
     /// `ADMIN_TOKEN`: bearer token of the admin routes; unset disables them.
     pub admin_token: Option<AdminToken>,
 }
@@ -79,12 +81,6 @@ impl std::fmt::Debug for AdminToken {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -92,18 +88,16 @@ impl Config {
 
     /// Reads settings through `lookup`, so tests can supply their own.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        // First, so a bad RUST_LOG is reported whatever else is wrong.
+        let logging = Logging::from_lookup(&lookup, "info")?;
         let get = |name: &str, default: &str| lookup(name).unwrap_or_else(|| default.to_owned());
-        let http_addr = get("HTTP_ADDR", "0.0.0.0:8000");
+        let http_addr = parse_addr("HTTP_ADDR", &get("HTTP_ADDR", "0.0.0.0:8000"))?;
         let processor_url = get("PROCESSOR_URL", "http://127.0.0.1:50051");
         if !(processor_url.starts_with("http://") || processor_url.starts_with("https://")) {
             bail!("PROCESSOR_URL={processor_url:?} must be an http:// or https:// URL");
         }
         let timeout = get("PROCESSOR_TIMEOUT", "450ms");
-        let max_body = get("MAX_BODY_BYTES", "65536");
-        let processor_timeout = humantime::parse_duration(&timeout).with_context(|| {
-            format!("PROCESSOR_TIMEOUT={timeout:?} is not a duration such as 450ms or 2s")
-        })?;
-        let max_concurrent = get("MAX_CONCURRENT_REQUESTS", "256");
+        let processor_timeout = parse_duration("PROCESSOR_TIMEOUT", &timeout)?;
         let request_timeout = match lookup("REQUEST_TIMEOUT") {
             None => processor_timeout + Duration::from_millis(500),
             Some(text) => match humantime::parse_duration(&text) {
@@ -132,29 +126,17 @@ impl Config {
             tolerance,
         )?;
         Ok(Self {
-            http_addr: http_addr.parse().with_context(|| {
-                format!("HTTP_ADDR={http_addr:?} is not a socket address such as 0.0.0.0:8000")
-            })?,
+            http_addr,
             processor_url,
             processor_timeout,
-            max_body_bytes: match max_body.parse::<usize>() {
-                Ok(bytes) if bytes > 0 => bytes,
-                _ => bail!("MAX_BODY_BYTES={max_body:?} must be a whole number of bytes above 0"),
-            },
-            log_format: match get("LOG_FORMAT", "text").as_str() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                other => bail!("LOG_FORMAT={other:?} must be text or json"),
-            },
-            max_concurrent_requests: match max_concurrent.parse::<usize>() {
-                Ok(limit) if limit > 0 => limit,
-                _ => bail!(
-                    "MAX_CONCURRENT_REQUESTS={max_concurrent:?} must be a whole number above 0"
-                ),
-            },
+            max_body_bytes: parse_number("MAX_BODY_BYTES", &get("MAX_BODY_BYTES", "65536"))?,
+            logging,
+            max_concurrent_requests: parse_number(
+                "MAX_CONCURRENT_REQUESTS",
+                &get("MAX_CONCURRENT_REQUESTS", "256"),
+            )?,
             request_timeout,
             signatures,
-            log_filter: lookup("RUST_LOG"),
             admin_token: match lookup("ADMIN_TOKEN") {
                 None => None,
                 Some(token) if token.len() >= 16 => Some(AdminToken(token)),
@@ -169,16 +151,7 @@ mod tests {
     use super::*;
 
     fn config_with(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::from_lookup(|name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        })
+        Config::from_lookup(service_support::settings::from_pairs(pairs))
     }
 
     #[test]
@@ -186,7 +159,10 @@ mod tests {
         let config = config_with(&[])?;
         assert_eq!(config.http_addr.to_string(), "0.0.0.0:8000");
         assert_eq!(config.processor_url, "http://127.0.0.1:50051");
-        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(
+            config.logging.format,
+            service_support::logging::LogFormat::Text
+        );
         assert_eq!(config.max_concurrent_requests, 256);
         assert_eq!(config.request_timeout, Duration::from_millis(950));
         assert!(
@@ -227,6 +203,7 @@ mod tests {
             ("PROCESSOR_TIMEOUT", "fast"),
             ("MAX_BODY_BYTES", "0"),
             ("LOG_FORMAT", "yaml"),
+            ("RUST_LOG", "info,ingest_gateway=loud"),
             ("MAX_CONCURRENT_REQUESTS", "0"),
             ("REQUEST_TIMEOUT", "100ms"),
             ("WEBHOOK_TOLERANCE", "0s"),
@@ -245,16 +222,8 @@ mod tests {
 
     #[test]
     fn variables_lists_exactly_what_is_read() {
-        let read = std::cell::RefCell::new(Vec::new());
-        let _ = Config::from_lookup(|name| {
-            read.borrow_mut().push(name.to_owned());
-            None
+        service_support::settings::assert_reads_exactly(VARIABLES, |lookup| {
+            let _ = Config::from_lookup(lookup);
         });
-        let mut read = read.into_inner();
-        read.sort();
-        read.dedup();
-        let mut listed: Vec<String> = VARIABLES.iter().map(|v| (*v).to_owned()).collect();
-        listed.sort();
-        assert_eq!(read, listed);
     }
 }

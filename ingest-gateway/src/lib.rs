@@ -9,9 +9,7 @@ pub mod metrics;
 pub mod payload;
 pub mod processor_client;
 pub mod routes;
-pub mod shutdown;
 pub mod signatures;
-pub mod telemetry;
 
 use std::{net::SocketAddr, sync::Arc};
 

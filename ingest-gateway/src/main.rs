@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
-use ingest_gateway::{Config, shutdown, telemetry};
+use ingest_gateway::Config;
+use service_support::shutdown;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -11,7 +12,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format, config.log_filter.as_deref());
+    config.logging.init();
     let application = match ingest_gateway::build(config.clone()).await {
         Ok(application) => application,
         Err(error) => {

@@ -1,49 +1,31 @@
 //! Prometheus metrics of the gateway, served at `GET /metrics`: every request counted by
 //! method, route and status, with its latency.
 
-use std::{sync::OnceLock, time::Instant};
+use std::time::Instant;
 
 use axum::{
     extract::{MatchedPath, Request},
     middleware::Next,
     response::Response,
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 pub const HTTP_REQUESTS_TOTAL: &str = "gateway_http_requests_total";
 pub const HTTP_REQUEST_SECONDS: &str = "gateway_http_request_duration_seconds";
 
-/// The process-wide recorder (metrics are global; tests run many gateways in one process).
+/// The process-wide recorder (see `service_support::metrics`), with this binary's
+/// metrics described.
 pub fn handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Suffix("_seconds".to_owned()),
-                    &[
-                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                        5.0,
-                    ],
-                )
-                .unwrap_or_else(|_| PrometheusBuilder::new());
-            match builder.install_recorder() {
-                Ok(handle) => {
-                    metrics::describe_counter!(
-                        HTTP_REQUESTS_TOTAL,
-                        "HTTP requests by method, route and status."
-                    );
-                    metrics::describe_histogram!(
-                        HTTP_REQUEST_SECONDS,
-                        "HTTP request latency by method and route."
-                    );
-                    handle
-                }
-                // Another recorder is installed (a test process with a processor in it).
-                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
-            }
-        })
-        .clone()
+    let handle = service_support::metrics::handle();
+    metrics::describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "HTTP requests by method, route and status."
+    );
+    metrics::describe_histogram!(
+        HTTP_REQUEST_SECONDS,
+        "HTTP request latency by method and route."
+    );
+    handle
 }
 
 /// Middleware: counts and times every request under its route template, so ids in paths

@@ -3,7 +3,11 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+use service_support::{
+    logging::Logging,
+    settings::{non_empty, parse_addr, parse_bool, parse_duration, parse_number, parse_rate},
+};
 
 /// Everything the processor needs to run, validated.
 /// Every environment variable this binary reads (a unit test keeps the list exact; the
@@ -71,10 +75,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `RUN_MIGRATIONS`: apply pending migrations at start (`true` unless `false`).
     pub run_migrations: bool,
-    /// `LOG_FORMAT`: `text` or `json`.
-    pub log_format: LogFormat,
-    /// `RUST_LOG`: log level and filters (`info` unless set).
-    pub log_filter: Option<String>,
+    /// `LOG_FORMAT` and `RUST_LOG` (`info`, sqlx's notices at `warn`, unless set).
+    pub logging: Logging,
     /// `MAX_ATTEMPTS`: attempts of the external call before a transaction is FAILED.
     pub max_attempts: u32,
     /// `RETRY_BASE_DELAY`: backoff before the second attempt; doubles each time, jittered.
@@ -109,12 +111,6 @@ pub struct Config {
     pub max_concurrent_calls: usize,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> anyhow::Result<Self> {
@@ -123,6 +119,9 @@ impl Config {
 
     /// Reads settings through `lookup`, so tests can supply their own.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        // First, so a bad RUST_LOG is reported whatever else is wrong. By default not
+        // sqlx's notices: one per migration check at start.
+        let logging = Logging::from_lookup(&lookup, "info,sqlx=warn")?;
         let get = |name: &str, default: &str| lookup(name).unwrap_or_else(|| default.to_owned());
         Ok(Self {
             database_url: get("DATABASE_URL", migration::DEFAULT_DATABASE_URL),
@@ -152,8 +151,7 @@ impl Config {
             read_batch_size: parse_number("READ_BATCH_SIZE", &get("READ_BATCH_SIZE", "256"))?,
             shutdown_grace: parse_duration("SHUTDOWN_GRACE", &get("SHUTDOWN_GRACE", "10s"))?,
             run_migrations: parse_bool("RUN_MIGRATIONS", &get("RUN_MIGRATIONS", "true"))?,
-            log_format: parse_log_format(&get("LOG_FORMAT", "text"))?,
-            log_filter: lookup("RUST_LOG"),
+            logging,
             max_attempts: parse_number("MAX_ATTEMPTS", &get("MAX_ATTEMPTS", "5"))?,
             retry_base_delay: parse_duration("RETRY_BASE_DELAY", &get("RETRY_BASE_DELAY", "1s"))?,
             retry_max_delay: parse_duration("RETRY_MAX_DELAY", &get("RETRY_MAX_DELAY", "60s"))?,
@@ -194,61 +192,10 @@ fn default_consumer_name() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-fn non_empty(name: &str, value: String) -> anyhow::Result<String> {
-    if value.trim().is_empty() {
-        bail!("{name} must not be empty");
-    }
-    Ok(value)
-}
-
 fn parse_http_url(name: &str, value: &str) -> anyhow::Result<reqwest::Url> {
     match reqwest::Url::parse(value) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(url),
         _ => bail!("{name}={value:?} is not an http:// or https:// URL"),
-    }
-}
-
-fn parse_addr(name: &str, value: &str) -> anyhow::Result<SocketAddr> {
-    value
-        .parse()
-        .with_context(|| format!("{name}={value:?} is not a socket address such as 0.0.0.0:50051"))
-}
-
-pub(crate) fn parse_duration(name: &str, value: &str) -> anyhow::Result<Duration> {
-    humantime::parse_duration(value)
-        .with_context(|| format!("{name}={value:?} is not a duration such as 500ms, 2s or 30s"))
-}
-
-fn parse_number<T>(name: &str, value: &str) -> anyhow::Result<T>
-where
-    T: std::str::FromStr + PartialOrd + From<u8>,
-{
-    match value.parse::<T>() {
-        Ok(number) if number >= T::from(1) => Ok(number),
-        _ => bail!("{name}={value:?} must be a whole number of at least 1"),
-    }
-}
-
-fn parse_rate(name: &str, value: &str) -> anyhow::Result<f64> {
-    match value.parse::<f64>() {
-        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
-        _ => bail!("{name}={value:?} must be a number from 0 to 1"),
-    }
-}
-
-fn parse_bool(name: &str, value: &str) -> anyhow::Result<bool> {
-    match value {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => bail!("{name}={value:?} must be true or false"),
-    }
-}
-
-fn parse_log_format(value: &str) -> anyhow::Result<LogFormat> {
-    match value {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        _ => bail!("LOG_FORMAT={value:?} must be text or json"),
     }
 }
 
@@ -257,16 +204,7 @@ mod tests {
     use super::*;
 
     fn config_with(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::from_lookup(|name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        })
+        Config::from_lookup(service_support::settings::from_pairs(pairs))
     }
 
     #[test]
@@ -301,6 +239,7 @@ mod tests {
             ("GRPC_ADDR", "port 50051"),
             ("MAX_IN_FLIGHT", "0"),
             ("LOG_FORMAT", "xml"),
+            ("RUST_LOG", "info,processor=loud"),
             ("STREAM_KEY", " "),
             ("SIMULATED_FAILURE_RATE", "1.5"),
             ("MAX_ATTEMPTS", "0"),
@@ -321,16 +260,8 @@ mod tests {
 
     #[test]
     fn variables_lists_exactly_what_is_read() {
-        let read = std::cell::RefCell::new(Vec::new());
-        let _ = Config::from_lookup(|name| {
-            read.borrow_mut().push(name.to_owned());
-            None
+        service_support::settings::assert_reads_exactly(VARIABLES, |lookup| {
+            let _ = Config::from_lookup(lookup);
         });
-        let mut read = read.into_inner();
-        read.sort();
-        read.dedup();
-        let mut listed: Vec<String> = VARIABLES.iter().map(|v| (*v).to_owned()).collect();
-        listed.sort();
-        assert_eq!(read, listed);
     }
 }

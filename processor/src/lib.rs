@@ -12,9 +12,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod outbox;
 pub mod processing;
-pub mod shutdown;
 pub mod stream;
-pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
@@ -211,7 +209,10 @@ impl Application {
         let outbox = tokio::spawn(self.outbox.run(shutdown.clone(), self.stream_was_lost));
         self.monitor.observe().await;
         let monitor = tokio::spawn(self.monitor.run(shutdown.clone()));
-        let metrics = tokio::spawn(metrics::serve(self.metrics_listener, shutdown.clone()));
+        let metrics = tokio::spawn(service_support::metrics::serve(
+            self.metrics_listener,
+            shutdown.clone(),
+        ));
         let served = grpc::serve(
             self.listener,
             self.service,

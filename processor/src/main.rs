@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
-use processor::{Config, shutdown, telemetry};
+use processor::Config;
+use service_support::shutdown;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -11,7 +12,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format, config.log_filter.as_deref());
+    config.logging.init();
     tracing::info!(grpc_addr = %config.grpc_addr, consumer = %config.consumer_name, "processor starting");
     let application = match processor::build(config).await {
         Ok(application) => application,

@@ -1,12 +1,9 @@
 //! Prometheus metrics, served at `/metrics` on `METRICS_ADDR`. Names and meanings are
 //! listed in the README's operations section; recording happens where the event happens.
 
-use std::{sync::OnceLock, time::Duration};
+use std::time::Duration;
 
-use axum::{Router, routing::get};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use metrics_exporter_prometheus::PrometheusHandle;
 
 pub const INGEST_TOTAL: &str = "payments_ingest_total";
 pub const GRPC_REQUESTS_TOTAL: &str = "payments_grpc_requests_total";
@@ -22,31 +19,12 @@ pub const OUTBOX_PUBLISHED_TOTAL: &str = "payments_outbox_published_total";
 pub const CLAIMED_ENTRIES_TOTAL: &str = "payments_claimed_entries_total";
 pub const DEPENDENCY_UP: &str = "payments_dependency_up";
 
-/// The process-wide recorder (metrics are global; tests start many processors in one
-/// process and share it).
+/// The process-wide recorder (see `service_support::metrics`), with this binary's
+/// metrics described.
 pub fn handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Suffix("_seconds".to_owned()),
-                    &[
-                        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                        60.0, 120.0, 300.0,
-                    ],
-                )
-                .unwrap_or_else(|_| PrometheusBuilder::new());
-            match builder.install_recorder() {
-                Ok(handle) => {
-                    describe();
-                    handle
-                }
-                // Another recorder is installed: keep a detached one so rendering works.
-                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
-            }
-        })
-        .clone()
+    let handle = service_support::metrics::handle();
+    describe();
+    handle
 }
 
 fn describe() {
@@ -98,19 +76,4 @@ pub fn grpc_call(method: &'static str, code: tonic::Code, elapsed: Duration) {
     metrics::counter!(GRPC_REQUESTS_TOTAL, "method" => method, "code" => format!("{code:?}"))
         .increment(1);
     metrics::histogram!(GRPC_REQUEST_SECONDS, "method" => method).record(elapsed.as_secs_f64());
-}
-
-/// Serves `GET /metrics` until `shutdown`.
-pub async fn serve(listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
-    let handle = handle();
-    let router = Router::new().route(
-        "/metrics",
-        get(move || {
-            let handle = handle.clone();
-            async move { handle.render() }
-        }),
-    );
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
 }

@@ -11,6 +11,7 @@ mod operations;
 mod overload;
 mod schemathesis;
 mod signatures;
+mod startup;
 mod transactions;
 mod validation;
 mod webhooks;

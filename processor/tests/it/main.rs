@@ -11,3 +11,4 @@ mod grpcurl;
 mod ingest;
 mod observability;
 mod outbox;
+mod startup;
