@@ -9,8 +9,6 @@ use rust_decimal::Decimal;
 pub const MAX_ID_LENGTH: usize = 128;
 /// Largest amount accepted: anything bigger is a sender's mistake, not a payment.
 pub const MAX_AMOUNT_INTEGER_DIGITS: u32 = 15;
-/// Decimal places allowed for currencies without a minor unit in ISO 4217 (such as XAU).
-const FALLBACK_MAX_DECIMAL_PLACES: u32 = 4;
 
 /// One rule broken by one field, reported to the caller as data.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,9 +86,7 @@ impl Currency {
 
     /// Decimal places of the currency's minor unit (2 for INR, 0 for JPY, 3 for KWD).
     fn max_decimal_places(self) -> u32 {
-        self.0
-            .exponent()
-            .map_or(FALLBACK_MAX_DECIMAL_PLACES, u32::from)
+        migration::minor_unit::decimal_places(self.0)
     }
 }
 

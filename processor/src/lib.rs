@@ -19,8 +19,6 @@ pub mod testing;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -33,8 +31,6 @@ use stream::{StreamNames, consumer::Consumer, publisher::Publisher};
 
 /// Longest a non-blocking Redis command may take before it counts as failed.
 const REDIS_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
-/// Arbitrary key for the advisory lock that serialises migrations across replicas.
-const MIGRATION_LOCK_KEY: i64 = 0x7061_796d_656e_7473;
 
 /// A processor that is connected and listening, ready to run.
 pub struct Application {
@@ -78,7 +74,9 @@ pub async fn build_with_listeners(
     .await
     .context("cannot connect to PostgreSQL at DATABASE_URL")?;
     if config.run_migrations {
-        migrate(&db).await.context("applying migrations failed")?;
+        migration::apply_pending(&db)
+            .await
+            .context("applying migrations failed")?;
     }
     let redis = stream::connect(&config.redis_url, REDIS_COMMAND_TIMEOUT)
         .await
@@ -179,19 +177,6 @@ pub async fn build_with_listeners(
         stream_was_lost,
         max_concurrent_calls: config.max_concurrent_calls,
     })
-}
-
-/// Applies pending migrations under an advisory lock, so replicas starting together do
-/// not race each other (PostgreSQL DDL is transactional).
-pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
-    let transaction = db.begin().await?;
-    transaction
-        .execute_unprepared(&format!(
-            "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
-        ))
-        .await?;
-    Migrator::up(&transaction, None).await?;
-    transaction.commit().await
 }
 
 impl Application {

@@ -3,6 +3,8 @@
 //! `test-support` feature. A fixture that cannot set up panics: that is the test failing.
 #![allow(clippy::expect_used)]
 
+pub mod python_service;
+
 use std::{net::SocketAddr, time::Duration};
 
 use crate::{Config, db};
@@ -256,6 +258,21 @@ pub async fn count_by_status(db: &DatabaseConnection, status: &str) -> i64 {
         .expect("count query")
         .expect("one row");
     row.try_get::<i64>("", "n").expect("count")
+}
+
+/// How many attempts at `transaction_id` succeeded (rows of `processing_attempts`).
+pub async fn successful_attempts(db: &DatabaseConnection, transaction_id: &str) -> i64 {
+    db.query_one_raw(Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT count(*) AS n FROM processing_attempts
+          WHERE transaction_id = $1 AND outcome = 'SUCCEEDED'",
+        [transaction_id.into()],
+    ))
+    .await
+    .expect("attempts query")
+    .expect("one row")
+    .try_get("", "n")
+    .expect("count")
 }
 
 /// Polls until `check` holds or `limit` passes; returns whether it held.

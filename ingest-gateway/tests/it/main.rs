@@ -9,6 +9,7 @@ mod health;
 mod openapi;
 mod operations;
 mod overload;
+mod python_service;
 mod schemathesis;
 mod signatures;
 mod startup;

@@ -11,4 +11,5 @@ mod grpcurl;
 mod ingest;
 mod observability;
 mod outbox;
+mod python_service;
 mod startup;
