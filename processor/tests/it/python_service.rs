@@ -153,7 +153,7 @@ async fn the_processor_adopts_the_python_service_table_with_every_row_exact() {
         "the adopted PROCESSING rows were not processed"
     );
     for row in &rows {
-        let once = if row.status == "PROCESSING" { 1 } else { 0 };
+        let once = i64::from(row.status == "PROCESSING");
         assert_eq!(
             successful_attempts(&db, &row.transaction_id).await,
             once,
@@ -342,4 +342,57 @@ async fn a_python_table_that_others_depend_on_is_refused() {
         );
     }
     assert_eq!(python_service::snapshot(&db).await, before);
+}
+
+#[tokio::test]
+async fn replicas_starting_together_adopt_the_table_once() {
+    let setup = Setup::new("300ms").await;
+    let rows: Vec<OldRow> = (0..50)
+        .map(|n| {
+            OldRow::new(
+                format!("py_replica_{n}"),
+                f64::from(n) + 0.5,
+                "INR",
+                if n % 2 == 0 {
+                    "PROCESSING"
+                } else {
+                    "PROCESSED"
+                },
+                at(i64::from(n)),
+            )
+        })
+        .collect();
+    python_service::create(&setup.database_url, &rows).await;
+    let mut second = setup.clone();
+    second.consumer_name = format!("{}-second", setup.consumer_name);
+
+    // The advisory lock lets one adopt; the other then finds the migrations applied.
+    let (first, second) = tokio::join!(setup.start(), second.start());
+    let db = setup.database().await;
+    assert!(
+        settle(&db, Duration::from_secs(60)).await,
+        "the adopted PROCESSING rows were not processed"
+    );
+    for row in &rows {
+        let once = i64::from(row.status == "PROCESSING");
+        assert_eq!(
+            successful_attempts(&db, &row.transaction_id).await,
+            once,
+            "{}",
+            row.transaction_id
+        );
+    }
+    let adopted: i64 = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) AS n FROM transactions",
+        ))
+        .await
+        .expect("count")
+        .expect("row")
+        .try_get("", "n")
+        .expect("n");
+    assert_eq!(adopted, 50);
+    first.stop().await;
+    second.stop().await;
 }
