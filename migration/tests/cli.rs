@@ -1,0 +1,92 @@
+//! The `migration` binary, as release phases and jobs run it.
+#![allow(clippy::expect_used)]
+
+use std::process::Command;
+
+use sea_orm_migration::sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+
+/// A fresh database of this test's own: its URL and a connection to it.
+async fn fresh_database(label: &str) -> (String, DatabaseConnection) {
+    let admin_url = std::env::var("TEST_ADMIN_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = format!("pwtest_migration_{label}_{}", std::process::id());
+    let admin = Database::connect(&admin_url)
+        .await
+        .expect("PostgreSQL reachable");
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+        .await
+        .expect("drop leftover");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create database");
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(base, _)| base);
+    let url = format!("{base}/{name}");
+    let db = Database::connect(&url).await.expect("connect");
+    (url, db)
+}
+
+async fn relation_exists(db: &DatabaseConnection, name: &str) -> bool {
+    db.query_one_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "SELECT to_regclass($1) IS NOT NULL AS present",
+        [name.into()],
+    ))
+    .await
+    .expect("query")
+    .expect("row")
+    .try_get("", "present")
+    .expect("bool")
+}
+
+fn migration_up(database_url: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_migration"))
+        .arg("up")
+        .env("DATABASE_URL", database_url)
+        .output()
+        .expect("run the migration binary")
+}
+
+#[tokio::test]
+async fn up_refuses_a_foreign_transactions_table_clearly_and_changes_nothing() {
+    let (url, db) = fresh_database("foreign").await;
+    db.execute_unprepared("CREATE TABLE transactions (id UUID PRIMARY KEY, note TEXT)")
+        .await
+        .expect("someone else's table");
+
+    let output = migration_up(&url);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    for expected in [
+        "a table \"transactions\" that this service did not create",
+        "column \"note\" (text) is not one of the Python service's",
+        "point DATABASE_URL at an empty database",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected:?} missing from:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("already exists"), "{stderr}");
+    // One transaction: not even the migrations table is left behind.
+    assert!(!relation_exists(&db, "seaql_migrations").await);
+    assert!(!relation_exists(&db, "processing_attempts").await);
+}
+
+#[tokio::test]
+async fn up_applies_every_migration_on_an_empty_database() {
+    let (url, db) = fresh_database("empty").await;
+    let output = migration_up(&url);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(relation_exists(&db, "transactions").await);
+    assert!(relation_exists(&db, "processing_attempts").await);
+    // Again: nothing pending, nothing to do.
+    assert!(migration_up(&url).status.success());
+}
