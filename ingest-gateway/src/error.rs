@@ -49,6 +49,9 @@ pub enum ApiError {
     /// A signature scheme is configured and the request did not verify under it.
     #[error("signature not accepted")]
     Unauthorized(Vec<FieldError>),
+    /// A signature header longer than any signature needs: refused unread.
+    #[error("signature header too large")]
+    HeaderTooLarge(Vec<FieldError>),
     /// The concurrency limit is reached: shed rather than queued.
     #[error("overloaded")]
     Overloaded,
@@ -126,6 +129,11 @@ impl ApiError {
                 "invalid-signature",
                 "Invalid webhook signature",
             ),
+            Self::HeaderTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "header-too-large",
+                "Request header too large",
+            ),
             Self::Overloaded => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",
@@ -179,6 +187,13 @@ impl ApiError {
                     headers.join(", ")
                 )
             }
+            Self::HeaderTooLarge(errors) => {
+                let headers: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                format!(
+                    "header(s) too large to be a signature: {}",
+                    headers.join(", ")
+                )
+            }
             Self::Overloaded => {
                 "too many requests in progress; retry after the time in Retry-After".to_owned()
             }
@@ -215,6 +230,7 @@ impl IntoResponse for ApiError {
             Self::InvalidFields(errors)
             | Self::Conflict(_, errors)
             | Self::Unauthorized(errors)
+            | Self::HeaderTooLarge(errors)
             | Self::NotReady(errors) => errors,
             Self::MalformedJson(_) => vec![FieldError::new("body", "is not valid JSON")],
             Self::UnreadableBody(_) => vec![FieldError::new("body", "could not be read")],
@@ -253,13 +269,20 @@ impl IntoResponse for ApiError {
 
 impl From<Vec<Rejection>> for ApiError {
     /// One entry per header at fault; what is wrong, never a secret or an expected value.
+    /// An oversized signature header is a 431 whatever else was wrong; the rest are 401.
     fn from(rejections: Vec<Rejection>) -> Self {
-        Self::Unauthorized(
-            rejections
-                .iter()
-                .map(|r| FieldError::new(r.header(), r.to_string()))
-                .collect(),
-        )
+        let oversized = rejections
+            .iter()
+            .any(|r| matches!(r, Rejection::HeaderTooLarge { .. }));
+        let errors = rejections
+            .iter()
+            .map(|r| FieldError::new(r.header(), r.to_string()))
+            .collect();
+        if oversized {
+            Self::HeaderTooLarge(errors)
+        } else {
+            Self::Unauthorized(errors)
+        }
     }
 }
 

@@ -168,6 +168,16 @@ mod tests {
 
         use super::*;
 
+        /// Whatever the bytes, the parser accepts them or answers with a caller's error: 400
+        /// (not JSON) or 422 (a field or the body named), never an internal one.
+        fn caller_error_or_valid(body: &[u8]) -> bool {
+            match WebhookPayload::from_json(body) {
+                Ok(_) | Err(ApiError::MalformedJson(_)) => true,
+                Err(ApiError::InvalidFields(errors)) => !errors.is_empty(),
+                Err(_) => false,
+            }
+        }
+
         /// Decimal text as a JSON number may be written: no leading zeros, optional
         /// fraction and exponent, maybe negative.
         fn number_text() -> impl Strategy<Value = String> {
@@ -194,13 +204,30 @@ mod tests {
 
         proptest! {
             #[test]
-            fn never_panics_on_any_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
-                let _ = WebhookPayload::from_json(&body);
+            fn any_bytes_are_a_400_or_a_422(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+                prop_assert!(caller_error_or_valid(&body));
             }
 
             #[test]
-            fn never_panics_on_json_shaped_text(body in r#"[{}\[\]":,0-9a-z_ .\-]{0,200}"#) {
-                let _ = WebhookPayload::from_json(body.as_bytes());
+            fn json_shaped_text_is_a_400_or_a_422(body in r#"[{}\[\]":,0-9a-z_ .eE+\-]{0,200}"#) {
+                prop_assert!(caller_error_or_valid(body.as_bytes()));
+            }
+
+            #[test]
+            fn deep_or_long_input_is_refused_in_bounded_time(
+                depth in 1usize..20_000,
+                open in prop::sample::select(vec!["[", "{\"amount\":", "{\"a\":["]),
+                digits in 1usize..70_000,
+            ) {
+                for body in [
+                    open.repeat(depth),
+                    format!("{{\"amount\":{}}}", "9".repeat(digits)),
+                    format!("{{\"amount\":1e{}}}", "9".repeat(digits)),
+                ] {
+                    let started = std::time::Instant::now();
+                    prop_assert!(caller_error_or_valid(body.as_bytes()));
+                    prop_assert!(started.elapsed() < std::time::Duration::from_secs(1));
+                }
             }
 
             #[test]

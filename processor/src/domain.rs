@@ -116,8 +116,11 @@ impl Amount {
                 invalid()
             }
         };
+        // An exponent is shifted into the digits as text first: `Decimal::from_scientific`
+        // rounds what it cannot hold, and an amount is stored exactly as sent or refused.
         let amount = if value.contains(['e', 'E']) {
-            Decimal::from_scientific(value).map_err(|_| unrepresentable())?
+            let plain = without_exponent(value).ok_or_else(unrepresentable)?;
+            Decimal::from_str_exact(&plain).map_err(|_| unrepresentable())?
         } else {
             Decimal::from_str_exact(value).map_err(|_| unrepresentable())?
         };
@@ -166,6 +169,52 @@ fn is_decimal_literal(value: &str) -> bool {
     };
     let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['-', '+']).unwrap_or(e)));
     mantissa_ok && exponent_ok
+}
+
+/// Most significant digits a 96-bit decimal holds; a literal with more cannot be exact.
+const MAX_SIGNIFICANT_DIGITS: usize = 29;
+
+/// `1.5e3` as `1500`, `-25e-1` as `-2.5`: the same number without its exponent, exactly.
+/// `None` when the text is not a decimal literal, or its value has more digits than a
+/// 96-bit decimal can hold (whatever the exponent, no string longer than a few dozen
+/// characters is built).
+fn without_exponent(value: &str) -> Option<String> {
+    if !is_decimal_literal(value) {
+        return None;
+    }
+    let (sign, unsigned) = match value.strip_prefix(['-', '+']) {
+        Some(rest) => (&value[..1], rest),
+        None => ("", value),
+    };
+    let (mantissa, exponent) = unsigned.split_once(['e', 'E'])?;
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{whole}{fraction}");
+    let leading_zeros = digits.len() - digits.trim_start_matches('0').len();
+    let digits = digits.trim_start_matches('0').trim_end_matches('0');
+    if digits.is_empty() {
+        return Some("0".to_owned());
+    }
+    if digits.len() > MAX_SIGNIFICANT_DIGITS {
+        return None;
+    }
+    // Exponents beyond a few digits put any non-zero value out of range either way.
+    let exponent: i64 = exponent.parse().ok().filter(|e: &i64| e.abs() <= 1_000)?;
+    // The decimal point sits `point` digits into `digits` (negative: zeros before them).
+    let point = i64::try_from(whole.len()).ok()? - i64::try_from(leading_zeros).ok()? + exponent;
+    let length = i64::try_from(digits.len()).ok()?;
+    if point > i64::from(MAX_AMOUNT_INTEGER_DIGITS) + 1 || length - point > 40 {
+        return None;
+    }
+    let zeros = |count: i64| "0".repeat(usize::try_from(count).unwrap_or_default());
+    let plain = if point <= 0 {
+        format!("0.{}{digits}", zeros(-point))
+    } else if point >= length {
+        format!("{digits}{}", zeros(point - length))
+    } else {
+        let (integer, decimals) = digits.split_at(usize::try_from(point).ok()?);
+        format!("{integer}.{decimals}")
+    };
+    Some(format!("{sign}{plain}"))
 }
 
 /// What a caller sends to create a transaction, before validation.
@@ -305,6 +354,12 @@ mod tests {
             ("1500.50", "1500.50"),
             ("0.01", "0.01"),
             ("1.5e3", "1500"),
+            ("15e2", "1500"),
+            ("1500.50e0", "1500.50"),
+            ("150050E-2", "1500.50"),
+            ("0.0015e6", "1500"),
+            ("1e14", "100000000000000"),
+            ("1.5E+3", "1500"),
             ("12345678901234.99", "12345678901234.99"),
         ] {
             let amount = Amount::parse(text, Currency::parse("INR").ok())
@@ -334,7 +389,15 @@ mod tests {
         ] {
             assert!(Amount::parse(text, inr).is_err(), "{text} was accepted");
         }
-        for text in ["5e-324", "1e400", "0.00000000000000000000000000001"] {
+        for text in [
+            "5e-324",
+            "1e400",
+            "0.00000000000000000000000000001",
+            // Each would round to 1500 through a 96-bit decimal: refused, never rounded.
+            "1500.000000000000000000000000001e0",
+            "1500000000000000000000000000001e-27",
+            "1e99999999999999999999",
+        ] {
             let violation = Amount::parse(text, inr).err().map(|v| v.description);
             assert!(
                 violation
@@ -348,6 +411,15 @@ mod tests {
             malformed
                 .as_deref()
                 .is_some_and(|d| d.contains("decimal number"))
+        );
+        assert!(Amount::parse("0e99999999999999999999", inr).is_err());
+        assert!(
+            Amount::parse("15.001e2", inr).is_ok(),
+            "1500.1 has one decimal"
+        );
+        assert!(
+            Amount::parse("15.00001e2", inr).is_err(),
+            "1500.001 has three"
         );
         let jpy = Currency::parse("JPY").ok();
         assert!(Amount::parse("100.5", jpy).is_err());

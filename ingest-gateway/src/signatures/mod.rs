@@ -2,8 +2,7 @@
 //!
 //! Three schemes, one module each: [`razorpay`] (`X-Razorpay-Signature`),
 //! [`standard_webhooks`] (`webhook-id`, `webhook-timestamp`, `webhook-signature`) and
-//! [`stripe`] (`Stripe-Signature`). Each checks the raw body bytes, before any JSON parsing,
-//! and compares MACs in constant time (`hmac`'s `verify_slice`).
+//! [`stripe`] (`Stripe-Signature`). Each checks the raw body bytes, before any JSON parsing.
 //!
 //! How configured schemes combine: a request is accepted when it verifies under **any**
 //! configured scheme whose headers it carries. A request carrying none of the configured
@@ -12,8 +11,16 @@
 //! fault and what was wrong with it (missing, malformed, stale timestamp, bad signature),
 //! never a secret or the expected signature.
 //!
+//! What a check costs is fixed by the configuration, never by the sender: a signature
+//! header longer than [`MAX_SIGNATURE_HEADER_BYTES`] or with more than [`MAX_ENTRIES`]
+//! entries is refused before any hashing; a candidate that cannot be a signature (wrong
+//! length, bad encoding) is dropped unhashed; the MAC is computed once per configured
+//! secret and compared in constant time with every candidate (`subtle`).
+//!
 //! Secrets live in `secrecy` types: they do not print in `Debug` output or logs.
 
+#[cfg(test)]
+mod properties;
 pub mod razorpay;
 pub mod standard_webhooks;
 pub mod stripe;
@@ -25,10 +32,21 @@ use axum::http::HeaderMap;
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretSlice};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 pub use razorpay::Razorpay;
 pub use standard_webhooks::StandardWebhooks;
 pub use stripe::Stripe;
+
+/// Longest signature header read (a Stripe header rolling two secrets is under 200 bytes);
+/// a longer one is refused with 431 before it is parsed.
+pub const MAX_SIGNATURE_HEADER_BYTES: usize = 2048;
+/// Most entries a signature header may list (Stripe's `t=`, `v1=`, `v0=`; Standard
+/// Webhooks' `v1,...`): enough for any rotation, few enough that parsing costs nothing.
+pub const MAX_ENTRIES: usize = 8;
+
+/// An HMAC-SHA256 tag, the only thing any scheme signs with.
+pub type Tag = [u8; 32];
 
 /// Why a request's signature was not accepted under one scheme.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +65,10 @@ pub enum Rejection {
     },
     #[error("no signature in the {header} header matches the body")]
     BadSignature { header: &'static str },
+    #[error("the {header} header lists more than {MAX_ENTRIES} entries")]
+    TooManyEntries { header: &'static str },
+    #[error("the {header} header is longer than {MAX_SIGNATURE_HEADER_BYTES} bytes")]
+    HeaderTooLarge { header: &'static str },
 }
 
 impl Rejection {
@@ -56,7 +78,9 @@ impl Rejection {
             Self::MissingHeader { header }
             | Self::MalformedHeader { header, .. }
             | Self::StaleTimestamp { header, .. }
-            | Self::BadSignature { header } => header,
+            | Self::BadSignature { header }
+            | Self::TooManyEntries { header }
+            | Self::HeaderTooLarge { header } => header,
         }
     }
 
@@ -64,9 +88,10 @@ impl Rejection {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::MissingHeader { .. } => "missing_header",
-            Self::MalformedHeader { .. } => "malformed_header",
+            Self::MalformedHeader { .. } | Self::TooManyEntries { .. } => "malformed_header",
             Self::StaleTimestamp { .. } => "stale_timestamp",
             Self::BadSignature { .. } => "bad_signature",
+            Self::HeaderTooLarge { .. } => "header_too_large",
         }
     }
 }
@@ -96,12 +121,14 @@ impl Verifier {
     pub fn new(secrets: Secrets<'_>, tolerance: Duration) -> anyhow::Result<Self> {
         let set = |value: Option<&str>| value.filter(|v| !v.trim().is_empty()).map(str::to_owned);
         Ok(Self {
-            razorpay: set(secrets.razorpay).map(Razorpay::new),
+            razorpay: set(secrets.razorpay).as_deref().map(Razorpay::new),
             standard_webhooks: set(secrets.standard_webhooks)
+                .as_deref()
                 .map(StandardWebhooks::new)
                 .transpose()
                 .context("STANDARD_WEBHOOKS_SECRET is invalid")?,
             stripe: set(secrets.stripe)
+                .as_deref()
                 .map(Stripe::new)
                 .transpose()
                 .context("STRIPE_WEBHOOK_SECRET is invalid")?,
@@ -214,23 +241,66 @@ fn split_secrets(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// True when HMAC-SHA256 of the concatenated `parts` under `key` equals `tag`, compared in
-/// constant time.
-fn hmac_sha256_matches(key: &SecretSlice<u8>, parts: &[&[u8]], tag: &[u8]) -> bool {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key.expose_secret()) else {
-        return false;
-    };
+/// HMAC-SHA256 of the concatenated `parts` under `key`.
+fn hmac_sha256(key: &SecretSlice<u8>, parts: &[&[u8]]) -> Option<Tag> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.expose_secret()).ok()?;
     for part in parts {
         mac.update(part);
     }
-    mac.verify_slice(tag).is_ok()
+    Some(mac.finalize().into_bytes().into())
 }
 
-/// The header's value as text, or a rejection naming it.
+/// True when the MAC of `parts` under any of `keys` equals any of `candidates`: one MAC per
+/// key, whatever the number of candidates, and every comparison made in constant time
+/// (no early exit on the first match either, so timing tells nothing about which).
+fn any_key_signed(keys: &[SecretSlice<u8>], parts: &[&[u8]], candidates: &[Tag]) -> bool {
+    let mut matched = subtle::Choice::from(0);
+    for key in keys {
+        let Some(expected) = hmac_sha256(key, parts) else {
+            continue;
+        };
+        for candidate in candidates {
+            matched |= expected.ct_eq(candidate);
+        }
+    }
+    matched.into()
+}
+
+/// A hex-encoded tag, or `None` when the text cannot be one (not 64 hex digits).
+fn hex_tag(text: &str) -> Option<Tag> {
+    let mut tag = [0; 32];
+    hex::decode_to_slice(text, &mut tag).ok()?;
+    Some(tag)
+}
+
+/// The entries of a list-valued signature header, or a rejection when it lists more than
+/// [`MAX_ENTRIES`] (checked before anything else is done with them).
+fn bounded_entries<'h>(
+    text: &'h str,
+    separator: char,
+    header: &'static str,
+) -> Result<Vec<&'h str>, Rejection> {
+    let entries: Vec<&str> = text
+        .split(separator)
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .take(MAX_ENTRIES + 1)
+        .collect();
+    if entries.len() > MAX_ENTRIES {
+        return Err(Rejection::TooManyEntries { header });
+    }
+    Ok(entries)
+}
+
+/// The header's value as text, or a rejection naming it; refused unread when longer than
+/// [`MAX_SIGNATURE_HEADER_BYTES`].
 fn header_text<'h>(headers: &'h HeaderMap, header: &'static str) -> Result<&'h str, Rejection> {
     let value = headers
         .get(header)
         .ok_or(Rejection::MissingHeader { header })?;
+    if value.len() > MAX_SIGNATURE_HEADER_BYTES {
+        return Err(Rejection::HeaderTooLarge { header });
+    }
     let text = value.to_str().map_err(|_| Rejection::MalformedHeader {
         header,
         why: "not visible ASCII",

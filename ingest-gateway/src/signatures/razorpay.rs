@@ -5,20 +5,21 @@
 use axum::http::HeaderMap;
 use secrecy::SecretSlice;
 
-use super::{Rejection, Scheme, Window, header_text, hmac_sha256_matches};
+use super::{Rejection, Scheme, Window, any_key_signed, header_text, hex_tag};
 
 pub const HEADER: &str = "x-razorpay-signature";
 
 /// One secret: Razorpay signs with one secret at a time, and a secret may contain commas.
 #[derive(Clone, Debug)]
 pub struct Razorpay {
-    secret: SecretSlice<u8>,
+    secret: [SecretSlice<u8>; 1],
 }
 
 impl Razorpay {
-    pub fn new(secret: String) -> Self {
+    /// Surrounding whitespace is not part of the secret (a secret file's trailing newline).
+    pub fn new(secret: &str) -> Self {
         Self {
-            secret: SecretSlice::from(secret.into_bytes()),
+            secret: [SecretSlice::from(secret.trim().as_bytes().to_vec())],
         }
     }
 }
@@ -34,11 +35,11 @@ impl Scheme for Razorpay {
 
     fn verify(&self, headers: &HeaderMap, body: &[u8], _: Window) -> Result<(), Rejection> {
         let signature =
-            hex::decode(header_text(headers, HEADER)?).map_err(|_| Rejection::MalformedHeader {
+            hex_tag(header_text(headers, HEADER)?).ok_or(Rejection::MalformedHeader {
                 header: HEADER,
-                why: "not a hex HMAC-SHA256",
+                why: "not a hex HMAC-SHA256 (64 hex digits)",
             })?;
-        if hmac_sha256_matches(&self.secret, &[body], &signature) {
+        if any_key_signed(&self.secret, &[body], &[signature]) {
             Ok(())
         } else {
             Err(Rejection::BadSignature { header: HEADER })

@@ -10,7 +10,9 @@ use base64::{
 };
 use secrecy::SecretSlice;
 
-use super::{Rejection, Scheme, Window, header_text, hmac_sha256_matches, split_secrets};
+use super::{
+    Rejection, Scheme, Tag, Window, any_key_signed, bounded_entries, header_text, split_secrets,
+};
 
 pub const ID_HEADER: &str = "webhook-id";
 pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
@@ -31,8 +33,8 @@ pub struct StandardWebhooks {
 
 impl StandardWebhooks {
     /// `whsec_<base64>` secrets separated by commas (the prefix may be left out).
-    pub fn new(secrets: String) -> anyhow::Result<Self> {
-        let keys = split_secrets(&secrets)
+    pub fn new(secrets: &str) -> anyhow::Result<Self> {
+        let keys = split_secrets(secrets)
             .enumerate()
             .map(|(index, secret)| {
                 let encoded = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
@@ -70,26 +72,23 @@ impl Scheme for StandardWebhooks {
             why: "not whole Unix seconds",
         })?;
         window.check(timestamp, TIMESTAMP_HEADER)?;
-        // Entries of other versions are skipped, as the specification asks.
-        let candidates: Vec<Vec<u8>> = signatures
-            .split(' ')
+        // Entries of other versions are skipped, as the specification asks; a v1 entry that
+        // cannot be a base64 HMAC-SHA256 is dropped unhashed.
+        let candidates: Vec<Tag> = bounded_entries(signatures, ' ', SIGNATURE_HEADER)?
+            .into_iter()
             .filter_map(|entry| entry.split_once(','))
             .filter(|(version, _)| *version == "v1")
-            .filter_map(|(_, signature)| BASE64.decode(signature).ok())
+            .filter_map(|(_, signature)| base64_tag(signature))
             .collect();
         if candidates.is_empty() {
             return Err(Rejection::MalformedHeader {
                 header: SIGNATURE_HEADER,
-                why: "no v1,<base64> entry",
+                why: "no v1,<base64 HMAC-SHA256> entry",
             });
         }
         let timestamp = timestamp.to_string();
         let signed: [&[u8]; 5] = [id.as_bytes(), b".", timestamp.as_bytes(), b".", body];
-        let matched = self.keys.iter().any(|key| {
-            candidates
-                .iter()
-                .any(|candidate| hmac_sha256_matches(key, &signed, candidate))
-        });
+        let matched = any_key_signed(&self.keys, &signed, &candidates);
         if matched {
             Ok(())
         } else {
@@ -97,5 +96,19 @@ impl Scheme for StandardWebhooks {
                 header: SIGNATURE_HEADER,
             })
         }
+    }
+}
+
+/// A base64 tag, or `None` when the text cannot be one (a 32-byte tag is 43 or 44
+/// characters; anything else is not decoded at all).
+fn base64_tag(text: &str) -> Option<Tag> {
+    if !(43..=44).contains(&text.len()) {
+        return None;
+    }
+    // Room for the 33 bytes that 44 characters could hold: the decoder wants it.
+    let mut decoded = [0; 33];
+    match BASE64.decode_slice(text, &mut decoded) {
+        Ok(32) => decoded[..32].try_into().ok(),
+        _ => None,
     }
 }

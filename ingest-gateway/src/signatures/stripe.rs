@@ -6,7 +6,9 @@
 use axum::http::HeaderMap;
 use secrecy::SecretSlice;
 
-use super::{Rejection, Scheme, Window, header_text, hmac_sha256_matches, split_secrets};
+use super::{
+    Rejection, Scheme, Window, any_key_signed, bounded_entries, header_text, hex_tag, split_secrets,
+};
 
 pub const HEADER: &str = "stripe-signature";
 
@@ -16,8 +18,8 @@ pub struct Stripe {
 }
 
 impl Stripe {
-    pub fn new(secrets: String) -> anyhow::Result<Self> {
-        let secrets: Vec<SecretSlice<u8>> = split_secrets(&secrets)
+    pub fn new(secrets: &str) -> anyhow::Result<Self> {
+        let secrets: Vec<SecretSlice<u8>> = split_secrets(secrets)
             .map(|secret| SecretSlice::from(secret.as_bytes().to_vec()))
             .collect();
         if secrets.is_empty() {
@@ -43,8 +45,9 @@ impl Scheme for Stripe {
         };
         let mut timestamp = None;
         let mut candidates = Vec::new();
-        for item in header_text(headers, HEADER)?.split(',') {
-            match item.trim().split_once('=') {
+        let mut v1_entries = 0;
+        for entry in bounded_entries(header_text(headers, HEADER)?, ',', HEADER)? {
+            match entry.split_once('=') {
                 Some(("t", value)) => {
                     timestamp = Some(
                         value
@@ -52,24 +55,27 @@ impl Scheme for Stripe {
                             .map_err(|_| malformed("t= is not whole Unix seconds"))?,
                     );
                 }
-                Some(("v1", value)) => candidates
-                    .push(hex::decode(value).map_err(|_| malformed("a v1= signature is not hex"))?),
+                // One that cannot be a hex HMAC-SHA256 is dropped unhashed.
+                Some(("v1", value)) => {
+                    v1_entries += 1;
+                    candidates.extend(hex_tag(value));
+                }
                 // Other schemes (v0, ...) are ignored, as Stripe's libraries do.
                 _ => {}
             }
         }
         let timestamp = timestamp.ok_or_else(|| malformed("no t= timestamp"))?;
         if candidates.is_empty() {
-            return Err(malformed("no v1= signature"));
+            return Err(malformed(if v1_entries == 0 {
+                "no v1= signature"
+            } else {
+                "no v1= signature is 64 hex digits"
+            }));
         }
         window.check(timestamp, HEADER)?;
         let timestamp = timestamp.to_string();
         let signed: [&[u8]; 3] = [timestamp.as_bytes(), b".", body];
-        let matched = self.secrets.iter().any(|secret| {
-            candidates
-                .iter()
-                .any(|candidate| hmac_sha256_matches(secret, &signed, candidate))
-        });
+        let matched = any_key_signed(&self.secrets, &signed, &candidates);
         if matched {
             Ok(())
         } else {

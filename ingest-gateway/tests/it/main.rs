@@ -11,6 +11,7 @@ mod operations;
 mod overload;
 mod python_service;
 mod schemathesis;
+mod signature_cost;
 mod signatures;
 mod startup;
 mod transactions;

@@ -154,3 +154,47 @@ async fn several_bad_fields_are_all_named_and_unknown_fields_are_tolerated() {
     );
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn an_exponent_amount_is_stored_exactly_or_refused_never_rounded() {
+    let stack = Stack::start("30s").await;
+    let webhook = |id: &str, amount: &str| {
+        format!(
+            r#"{{"transaction_id":"{id}","source_account":"acc_a","destination_account":"acc_b","amount":{amount},"currency":"INR"}}"#
+        )
+    };
+    // Each of these is a number a 96-bit decimal would round to 1500.
+    for amount in [
+        "1500.000000000000000000000000001e0",
+        "1500.000000000000000000000000001",
+        "15000000000000000000000000000001e-28",
+    ] {
+        let id = unique_id("rounded");
+        let problem = expect_problem(
+            stack
+                .post_raw(&webhook(&id, amount), "application/json")
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(
+            problem_fields(&problem),
+            vec!["amount"],
+            "{amount}: {problem}"
+        );
+        assert_eq!(
+            stack.get_transaction(&id).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    for (amount, stored) in [("15e2", json!(1500)), ("150050e-2", json!(1500.5))] {
+        let id = unique_id("exponent");
+        let response = stack
+            .post_raw(&webhook(&id, amount), "application/json")
+            .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{amount}");
+        let status: serde_json::Value = stack.get_transaction(&id).await.json().await.unwrap();
+        assert_eq!(status["amount"], stored, "{amount}: {status}");
+    }
+    stack.stop().await;
+}
