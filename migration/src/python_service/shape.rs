@@ -138,6 +138,19 @@ async fn column_differences(db: &impl ConnectionTrait) -> Result<Vec<String>, Db
             Some(_) => {}
         }
     }
+    // Columns only this service's own table has: its migration records went missing.
+    if ["lease_owner", "republish_at"]
+        .iter()
+        .all(|ours| present.iter().any(|(name, _, _)| name == ours))
+    {
+        differences.insert(
+            0,
+            "it has this service's own columns (lease_owner, republish_at): it looks like \
+             this service's table whose records in seaql_migrations were lost; restore those \
+             rather than adopting anything"
+                .to_owned(),
+        );
+    }
     for (name, type_name, _) in &present {
         if !COLUMNS.iter().any(|(expected, _, _)| expected == name) {
             differences.push(format!(

@@ -396,3 +396,23 @@ async fn replicas_starting_together_adopt_the_table_once() {
     first.stop().await;
     second.stop().await;
 }
+
+#[tokio::test]
+async fn this_services_own_table_without_its_migration_records_is_named_as_such() {
+    let setup = Setup::new("300ms").await;
+    let db = setup.database().await;
+    migration::apply_pending(&db).await.expect("migrate");
+    db.execute_unprepared("DROP TABLE seaql_migrations")
+        .await
+        .expect("lose the records");
+    let before = python_service::snapshot(&db).await;
+
+    let message = start_refused(&setup).await;
+    assert!(
+        message.contains(
+            "it looks like this service's table whose records in seaql_migrations were lost"
+        ),
+        "{message}"
+    );
+    assert_eq!(python_service::snapshot(&db).await, before);
+}
