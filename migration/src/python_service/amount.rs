@@ -57,9 +57,10 @@ pub fn exact_amount(value: f64, places: u32) -> Result<Decimal, Unconvertible> {
         .split_once('e')
         .and_then(|(_, exponent)| exponent.parse().ok())
         .ok_or(Unconvertible::TooPrecise)?;
-    // The last faithful digit is at 10^(exponent - 14): it must reach 10^-places.
+    // The last faithful digit is at 10^(exponent - 14): it must reach 10^-places. And a
+    // float below a tenth of the minor unit is no amount plus noise (it would round to 0).
     let faithful_places = FAITHFUL_DIGITS as i64 - 1 - exponent;
-    if faithful_places < i64::from(places) {
+    if faithful_places < i64::from(places) || exponent < -i64::from(places) - 1 {
         return Err(Unconvertible::TooPrecise);
     }
     match Decimal::from_scientific(&rounded) {
@@ -88,6 +89,10 @@ mod tests {
         assert_eq!(converted(100.1 + 200.2, 2), Ok("300.30".to_owned()));
         assert_eq!(converted(0.1 * 3.0, 3), Ok("0.300".to_owned()));
         assert_eq!(converted(1.1 * 1.1, 2), Ok("1.21".to_owned()));
+        assert_eq!(
+            converted(0.009_999_999_999_999_998, 2),
+            Ok("0.01".to_owned())
+        );
     }
 
     #[test]
@@ -114,6 +119,8 @@ mod tests {
             (0.001, 2),
             (1e-7, 4),
             (5e-324, 2),
+            (1e-27, 2),
+            (0.000_999_999_999_999_999_9, 2),
             // Noise on a value too large for 15 digits to reach the cents: undecidable.
             (12_345_678_901_234.992, 2),
         ] {
@@ -122,6 +129,24 @@ mod tests {
                 Err(Unconvertible::TooPrecise),
                 "{value} at {places} places"
             );
+        }
+    }
+
+    #[test]
+    fn every_amount_in_cents_comes_back_from_its_float_and_its_neighbours() {
+        // Spread over twelve orders of magnitude, where 15 digits still reach the cents.
+        let mut cents: u64 = 1;
+        while cents < 100_000_000_000_000 {
+            let expected = Decimal::new(i64::try_from(cents).unwrap_or(i64::MAX), 2).to_string();
+            let nearest = cents as f64 / 100.0;
+            for value in [
+                nearest,
+                f64::from_bits(nearest.to_bits() + 1),
+                f64::from_bits(nearest.to_bits() - 1),
+            ] {
+                assert_eq!(converted(value, 2), Ok(expected.clone()), "{value}");
+            }
+            cents += cents / 997 + 1;
         }
     }
 
