@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod outbox;
 pub mod processing;
+pub mod startup;
 pub mod stream;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -19,6 +20,7 @@ pub mod testing;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -41,20 +43,25 @@ pub struct Application {
     service: grpc::transaction_service::TransactionServiceImpl,
     consumer: Consumer,
     outbox: Outbox,
-    /// The group had to be created: the stream is new or Redis lost it.
-    stream_was_lost: bool,
+    /// Signalled when the stream had to be made anew: the outbox then publishes everything.
+    stream_lost: Arc<tokio::sync::Notify>,
     max_concurrent_calls: usize,
 }
 
-/// Connects to PostgreSQL and Redis, applies migrations, and binds `config.grpc_addr`.
+/// Waits for PostgreSQL (see `startup`), then binds `config.grpc_addr`: the port opens
+/// only once the processor can serve. Redis need not answer yet.
 pub async fn build(config: Config) -> anyhow::Result<Application> {
+    // Installs the recorder before anything records.
+    metrics::handle();
+    let renewal = db::Renewal::default();
+    let db = startup::wait_for_postgres(&config, &renewal).await?;
     let listener = TcpListener::bind(config.grpc_addr)
         .await
         .with_context(|| format!("cannot listen on GRPC_ADDR={}", config.grpc_addr))?;
     let metrics_listener = TcpListener::bind(config.metrics_addr)
         .await
         .with_context(|| format!("cannot listen on METRICS_ADDR={}", config.metrics_addr))?;
-    build_with_listeners(config, listener, metrics_listener).await
+    assemble(config, db, renewal, listener, metrics_listener).await
 }
 
 /// As [`build`], on listeners the caller bound (tests bind port 0): gRPC, then metrics.
@@ -63,36 +70,31 @@ pub async fn build_with_listeners(
     listener: TcpListener,
     metrics_listener: TcpListener,
 ) -> anyhow::Result<Application> {
-    // Installs the recorder before anything records.
     metrics::handle();
     let renewal = db::Renewal::default();
-    let db = db::connect_renewable(
-        &config.database_url,
-        config.database_max_connections,
-        &renewal,
-    )
-    .await
-    .context("cannot connect to PostgreSQL at DATABASE_URL")?;
-    if config.run_migrations {
-        migration::apply_pending(&db)
-            .await
-            .context("applying migrations failed")?;
-    }
+    let db = startup::wait_for_postgres(&config, &renewal).await?;
+    assemble(config, db, renewal, listener, metrics_listener).await
+}
+
+/// Everything else, on a database that answers.
+async fn assemble(
+    config: Config,
+    db: DatabaseConnection,
+    renewal: db::Renewal,
+    listener: TcpListener,
+    metrics_listener: TcpListener,
+) -> anyhow::Result<Application> {
+    // Neither client needs Redis to answer yet: each keeps connecting in the background.
     let redis = stream::connect(&config.redis_url, REDIS_COMMAND_TIMEOUT)
-        .await
-        .context("cannot connect to Redis at REDIS_URL")?;
+        .context("REDIS_URL is not a usable Redis address")?;
     // XREADGROUP BLOCK holds its connection, so the reader has its own client.
     let reader = stream::connect(&config.redis_url, REDIS_COMMAND_TIMEOUT * 3)
-        .await
-        .context("cannot connect to Redis at REDIS_URL")?;
+        .context("REDIS_URL is not a usable Redis address")?;
     let names = StreamNames {
         key: config.stream_key.clone(),
         group: config.consumer_group.clone(),
         consumer: config.consumer_name.clone(),
     };
-    let stream_was_lost = stream::consumer::ensure_group(&redis, &names)
-        .await
-        .context("cannot create the consumer group")?;
     let publisher = Publisher::new(redis.clone(), config.stream_key.clone());
     let stream_lost = Arc::new(tokio::sync::Notify::new());
     let external = match &config.external_call_url {
@@ -137,6 +139,8 @@ pub async fn build_with_listeners(
         names: names.clone(),
         health: health.clone(),
         interval: Duration::from_secs(2).min(config.reconcile_interval),
+        redis_returned: stream_lost.clone(),
+        redis_was_up: true.into(),
     };
     // Not SERVING until the first look at the dependencies says so.
     for name in ["", monitor::SERVICE_NAME] {
@@ -151,7 +155,7 @@ pub async fn build_with_listeners(
         names: names.clone(),
         republish_after: config.republish_after,
         interval: config.reconcile_interval,
-        stream_lost,
+        stream_lost: stream_lost.clone(),
     };
     let ingestor = Ingestor::start(
         db,
@@ -174,7 +178,7 @@ pub async fn build_with_listeners(
         ),
         consumer,
         outbox,
-        stream_was_lost,
+        stream_lost,
         max_concurrent_calls: config.max_concurrent_calls,
     })
 }
@@ -190,8 +194,24 @@ impl Application {
 
     /// Serves gRPC and runs the consumer until `shutdown` is cancelled.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let consumer = tokio::spawn(self.consumer.run(shutdown.clone()));
-        let outbox = tokio::spawn(self.outbox.run(shutdown.clone(), self.stream_was_lost));
+        let consumer = tokio::spawn({
+            let (consumer, stream_lost, shutdown) =
+                (self.consumer, self.stream_lost, shutdown.clone());
+            async move {
+                let processing = &consumer.processing;
+                if startup::wait_for_stream_group(
+                    &processing.redis,
+                    &processing.names,
+                    &stream_lost,
+                    &shutdown,
+                )
+                .await
+                {
+                    consumer.run(shutdown).await;
+                }
+            }
+        });
+        let outbox = tokio::spawn(self.outbox.run(shutdown.clone()));
         self.monitor.observe().await;
         let monitor = tokio::spawn(self.monitor.run(shutdown.clone()));
         let metrics = tokio::spawn(service_support::metrics::serve(

@@ -14,14 +14,23 @@ async fn main() -> ExitCode {
     };
     config.logging.init();
     tracing::info!(grpc_addr = %config.grpc_addr, consumer = %config.consumer_name, "processor starting");
-    let application = match processor::build(config).await {
+    let shutdown = shutdown::on_signal();
+    // Start-up waits for PostgreSQL for as long as it takes; a signal ends the wait.
+    let built = tokio::select! {
+        built = processor::build(config) => built,
+        () = shutdown.cancelled() => {
+            tracing::info!("processor stopped before it could serve");
+            return ExitCode::SUCCESS;
+        }
+    };
+    let application = match built {
         Ok(application) => application,
         Err(error) => {
             tracing::error!("processor cannot start: {error:#}");
             return ExitCode::FAILURE;
         }
     };
-    match application.run_until_stopped(shutdown::on_signal()).await {
+    match application.run_until_stopped(shutdown).await {
         Ok(()) => {
             tracing::info!("processor stopped");
             ExitCode::SUCCESS

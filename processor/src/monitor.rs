@@ -1,14 +1,23 @@
 //! Looks at the dependencies and the stream every few seconds: the gRPC health status
-//! (SERVING only while PostgreSQL and Redis both answer) and the stream gauges.
+//! and the stream gauges.
 //!
-//! Health service names: `""` and `payments.v1.TransactionService` for the whole, and
-//! `payments.v1.dependency.postgres` / `payments.v1.dependency.redis` for each part, so
-//! a readiness probe can say which one is down.
+//! Health service names: `""` and `payments.v1.TransactionService` for the whole, SERVING
+//! while PostgreSQL answers (ingest and reads need nothing else: without Redis, rows are
+//! committed and published later); `payments.v1.dependency.postgres` and
+//! `payments.v1.dependency.redis` for each part (the latter is the stream: while it is not
+//! serving, nothing is processed), so a probe can say which one is down.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use fred::prelude::{Client, ClientLike, StreamsInterface};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
@@ -27,6 +36,10 @@ pub struct Monitor {
     pub names: StreamNames,
     pub health: HealthReporter,
     pub interval: Duration,
+    /// Signalled when Redis answers again after a look found it down: the rows committed
+    /// meanwhile are published at once, not a `REPUBLISH_AFTER` later.
+    pub redis_returned: Arc<Notify>,
+    pub redis_was_up: AtomicBool,
 }
 
 impl Monitor {
@@ -60,8 +73,13 @@ impl Monitor {
         }
         for name in ["", SERVICE_NAME] {
             self.health
-                .set_service_status(name, serving(postgres_up && redis_up))
+                .set_service_status(name, serving(postgres_up))
                 .await;
+        }
+        let redis_was_up = self.redis_was_up.swap(redis_up, Ordering::Relaxed);
+        if redis_up && !redis_was_up {
+            tracing::info!("Redis answers again; publishing what was committed meanwhile");
+            self.redis_returned.notify_one();
         }
         if redis_up {
             self.sample_stream().await;

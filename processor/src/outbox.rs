@@ -34,14 +34,15 @@ pub struct Outbox {
     pub names: StreamNames,
     pub republish_after: Duration,
     pub interval: Duration,
-    /// Signalled by the consumer when the stream or group had vanished.
+    /// Signalled when the stream or group had to be made anew (at start, or by the
+    /// consumer when they vanished), and when Redis answers again after an outage.
     pub stream_lost: Arc<Notify>,
 }
 
 impl Outbox {
-    /// Runs until `shutdown`. `stream_was_lost` re-drives everything at once at start.
-    pub async fn run(self, shutdown: CancellationToken, stream_was_lost: bool) {
-        let mut everything = stream_was_lost;
+    /// Runs until `shutdown`. Each `stream_lost` signal re-drives everything at once.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut everything = false;
         loop {
             // When re-driving everything, the cutoff reaches past every row committed
             // before now, whatever its republish_at.

@@ -1,5 +1,7 @@
-//! `GET /readyz`: ready only when the processor answers its gRPC health check as SERVING,
-//! which it does only while PostgreSQL and Redis answer. Otherwise 503 naming what is down.
+//! `GET /readyz`: ready while the processor answers its gRPC health check as SERVING,
+//! which it does while PostgreSQL answers: webhooks are then accepted. Redis away is a
+//! degraded state, not an unready one (rows are committed and published once it is
+//! back): 200 with `degraded` naming it. Otherwise 503 naming what is down.
 
 use axum::{Json, Router, extract::State, routing::get};
 use serde_json::{Value, json};
@@ -7,7 +9,7 @@ use serde_json::{Value, json};
 use crate::{
     AppState,
     error::{ApiError, FieldError, Result},
-    processor_client::{DEPENDENCY_HEALTH, SERVICE_HEALTH},
+    processor_client::{DEPENDENCY_HEALTH, ProcessorClient, SERVICE_HEALTH},
 };
 
 pub fn router() -> Router<AppState> {
@@ -17,7 +19,10 @@ pub fn router() -> Router<AppState> {
 async fn readiness(State(state): State<AppState>) -> Result<Json<Value>> {
     let processor = &state.processor;
     match processor.serving(SERVICE_HEALTH).await {
-        Ok(true) => return Ok(Json(json!({ "status": "READY" }))),
+        Ok(true) => {
+            let degraded = not_serving(processor).await;
+            return Ok(Json(json!({ "status": "READY", "degraded": degraded })));
+        }
         Ok(false) => {}
         Err(status) => {
             return Err(ApiError::NotReady(vec![FieldError::new(
@@ -26,14 +31,24 @@ async fn readiness(State(state): State<AppState>) -> Result<Json<Value>> {
             )]));
         }
     }
-    let mut down = Vec::new();
-    for (name, service) in DEPENDENCY_HEALTH {
-        if !matches!(processor.serving(service).await, Ok(true)) {
-            down.push(FieldError::new(name, "not answering the processor"));
-        }
-    }
+    let mut down: Vec<FieldError> = not_serving(processor)
+        .await
+        .into_iter()
+        .map(|name| FieldError::new(name, "not answering the processor"))
+        .collect();
     if down.is_empty() {
         down.push(FieldError::new("processor", "not serving"));
     }
     Err(ApiError::NotReady(down))
+}
+
+/// The processor's dependencies it reports as not serving.
+async fn not_serving(processor: &ProcessorClient) -> Vec<&'static str> {
+    let mut down = Vec::new();
+    for (name, service) in DEPENDENCY_HEALTH {
+        if !matches!(processor.serving(service).await, Ok(true)) {
+            down.push(name);
+        }
+    }
+    down
 }

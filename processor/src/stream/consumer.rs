@@ -116,7 +116,7 @@ pub async fn claim_stale_entries(
 impl Consumer {
     /// Reads and hands entries to processing until `shutdown`, then gives in-flight work
     /// `shutdown_grace` to finish; whatever is unfinished stays pending in the group for
-    /// redelivery. The group exists already: `build` made it (`ensure_group`), and a read
+    /// redelivery. The group exists already: start-up made it (`ensure_group`), and a read
     /// that finds it gone makes it again.
     pub async fn run(self, shutdown: CancellationToken) {
         let Consumer {

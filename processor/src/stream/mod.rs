@@ -35,10 +35,14 @@ pub struct StreamNames {
     pub consumer: String,
 }
 
-/// Connects a Redis client that reconnects on its own and never waits on a command longer
-/// than `command_timeout`.
-pub async fn connect(url: &str, command_timeout: Duration) -> Result<Client, fred::error::Error> {
-    let config = Config::from_url(url)?;
+/// A Redis client that connects in the background and reconnects on its own (with
+/// backoff, for ever), and never waits on a command longer than `command_timeout`. Redis
+/// need not answer yet: commands sent before it does wait for it up to that time-out. Only
+/// a URL that is not a Redis address is an error.
+pub fn connect(url: &str, command_timeout: Duration) -> Result<Client, fred::error::Error> {
+    let mut config = Config::from_url(url)?;
+    // The reconnect policy applies to the first connection too, instead of an error.
+    config.fail_fast = false;
     let client = Builder::from_config(config)
         .with_performance_config(|performance| {
             performance.default_command_timeout = command_timeout
@@ -49,6 +53,7 @@ pub async fn connect(url: &str, command_timeout: Duration) -> Result<Client, fre
         })
         .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
         .build()?;
-    client.init().await?;
+    // The connection task: it ends only when the client is told to quit.
+    drop(client.connect());
     Ok(client)
 }

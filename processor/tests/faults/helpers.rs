@@ -38,6 +38,13 @@ pub struct ProcessorProcess {
 impl ProcessorProcess {
     /// Starts it and waits until its gRPC port answers.
     pub async fn start(setup: &Setup, consumer_name: &str) -> Self {
+        let process = Self::spawn(setup, consumer_name);
+        process.wait_until_listening(Duration::from_secs(60)).await;
+        process
+    }
+
+    /// Starts it without waiting for anything.
+    pub fn spawn(setup: &Setup, consumer_name: &str) -> Self {
         let port = free_port();
         let (log, log_path) = log_file(consumer_name);
         let mut command = Command::new(env!("CARGO_BIN_EXE_processor"));
@@ -53,18 +60,26 @@ impl ProcessorProcess {
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
         let child = command.spawn().expect("start the processor binary");
-        let process = Self {
+        Self {
             child,
             port,
             log: log_path,
-        };
-        let url = process.url();
-        let up = eventually(Duration::from_secs(60), || async {
+        }
+    }
+
+    /// Waits until its gRPC port answers, up to `limit`.
+    pub async fn wait_until_listening(&self, limit: Duration) {
+        let url = self.url();
+        let up = eventually(limit, || async {
             TransactionServiceClient::connect(url.clone()).await.is_ok()
         })
         .await;
-        assert!(up, "processor did not start; log: {}", process.log_text());
-        process
+        assert!(up, "processor did not start; log: {}", self.log_text());
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
     }
 
     pub fn url(&self) -> String {

@@ -60,3 +60,51 @@ async fn ingest_answers_unavailable_while_postgres_is_down_and_work_resumes_afte
         accepted.len() as i64
     );
 }
+
+#[tokio::test]
+async fn a_processor_started_without_postgres_waits_with_its_port_closed_then_serves() {
+    let cluster = PostgresCluster::start().await;
+    cluster.create_database("webhooks").await;
+    cluster.stop_server();
+    let mut setup = quick_setup().await;
+    setup.set("DATABASE_URL", cluster.url("webhooks"));
+    let mut processor = ProcessorProcess::spawn(&setup, "pg-later");
+
+    // Without PostgreSQL: still running, trying again and saying why, and not listening.
+    let says_why = processor::testing::eventually(Duration::from_secs(15), || async {
+        let log = processor.log_text();
+        log.matches("PostgreSQL at DATABASE_URL is not usable yet")
+            .count()
+            >= 3
+            && log.contains("Connection refused")
+    })
+    .await;
+    assert!(
+        says_why,
+        "the log says why it waits: {}",
+        processor.log_text()
+    );
+    assert!(processor.is_running(), "log: {}", processor.log_text());
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", processor.port))
+            .await
+            .is_err(),
+        "the gRPC port is open before the processor can serve"
+    );
+
+    cluster.start_server();
+    processor
+        .wait_until_listening(Duration::from_secs(30))
+        .await;
+    let accepted = crate::helpers::ingest_many(&processor.client().await, "later", 20).await;
+    assert_eq!(accepted.len(), 20);
+    let db = sea_orm::Database::connect(cluster.url("webhooks"))
+        .await
+        .expect("connect");
+    assert!(
+        settle(&db, Duration::from_secs(30)).await,
+        "log: {}",
+        processor.log_text()
+    );
+    assert_each_accepted_finished_exactly_once(&db, &accepted).await;
+}
