@@ -236,3 +236,44 @@ pub fn refusal(differences: &[String]) -> DbErr {
     );
     DbErr::Migration(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_names_a_bounded_number_of_rows_and_counts_the_rest() {
+        let offending: Vec<Offending> = (1..=REPORTED_ROWS as i64 + 5)
+            .map(|id| Offending {
+                id,
+                transaction_id: format!("txn_{id}"),
+                problem: "amount 1.5 has more decimal places than JPY allows (0)".to_owned(),
+            })
+            .collect();
+        let text = report(&offending, 1_000);
+        assert!(text.contains("205 of its 1000 rows"), "{text}");
+        assert!(text.contains("  - id 200 (transaction_id \"txn_200\"): amount 1.5"));
+        assert!(!text.contains("txn_201"));
+        assert!(text.contains("  - and 5 more rows"));
+    }
+
+    #[test]
+    fn every_problem_of_a_row_is_named() {
+        assert_eq!(
+            check(0.1 + 0.2, "INR", "PROCESSED", true),
+            Ok("0.30".to_owned())
+        );
+        assert_eq!(
+            check(1.5, "JPY", "PROCESSING", true),
+            Err("status is PROCESSING but processed_at is set; \
+                 amount 1.5 has more decimal places than JPY allows (0)"
+                .to_owned())
+        );
+        assert_eq!(
+            check(10.0, "RUPEE", "done", false),
+            Err("status \"done\" is not PROCESSING, PROCESSED or FAILED; \
+                 currency \"RUPEE\" is not an ISO 4217 code in upper case"
+                .to_owned())
+        );
+    }
+}
