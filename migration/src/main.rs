@@ -1,9 +1,10 @@
 //! `migration up | down | status | fresh`, against `DATABASE_URL` (SPEC's default if unset).
 //!
 //! `migration up` (all pending, the command release phases and jobs run) applies them as
-//! the processor does: in one transaction under the advisory lock, so a migration that
-//! stops (an adoption of the Python service's table that finds rows to fix) leaves the
-//! database as it was. Every other command is sea-orm-migration's own.
+//! the processor does (`migration::apply_pending`): under the advisory lock, in one
+//! transaction but for concurrent index builds, so a migration that stops (an adoption of
+//! the Python service's table that finds rows to fix) leaves the database as it was. Every
+//! other command is sea-orm-migration's own.
 
 use std::process::ExitCode;
 
@@ -25,11 +26,7 @@ async fn main() -> ExitCode {
 }
 
 async fn up(database_url: &str) -> ExitCode {
-    let applied = match Database::connect(database_url).await {
-        Ok(db) => migration::apply_pending(&db).await,
-        Err(error) => Err(error),
-    };
-    match applied {
+    match migration::apply_pending(database_url).await {
         Ok(()) => {
             println!("migrations applied");
             ExitCode::SUCCESS

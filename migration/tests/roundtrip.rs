@@ -68,3 +68,63 @@ async fn migrations_go_up_down_and_up_again() {
         .await
         .expect("drop");
 }
+
+/// Replicas starting together on a fresh database: each applies what is pending in turn,
+/// the concurrent index builds included, and none fails or waits forever.
+#[tokio::test]
+async fn replicas_applying_migrations_at_once_all_succeed() {
+    let admin_url = std::env::var("TEST_ADMIN_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = format!("pwtest_migration_together_{}", std::process::id());
+    let admin = Database::connect(&admin_url)
+        .await
+        .expect("PostgreSQL reachable");
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+        .await
+        .expect("drop leftover");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create database");
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(base, _)| base);
+    let url = format!("{base}/{name}");
+
+    let replicas: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { migration::apply_pending(&url).await })
+        })
+        .collect();
+    for replica in replicas {
+        tokio::time::timeout(std::time::Duration::from_secs(60), replica)
+            .await
+            .expect("no replica waits forever")
+            .expect("replica task")
+            .expect("every replica's migrations succeed");
+    }
+
+    let db = Database::connect(&url).await.expect("connect");
+    assert_eq!(
+        Migrator::get_applied_migrations(&db)
+            .await
+            .expect("status")
+            .len(),
+        Migrator::migrations().len()
+    );
+    let invalid = db
+        .query_all_raw(sea_orm_migration::sea_orm::Statement::from_string(
+            sea_orm_migration::sea_orm::DbBackend::Postgres,
+            "SELECT indexrelid FROM pg_index WHERE NOT indisvalid",
+        ))
+        .await
+        .expect("pg_index");
+    assert!(invalid.is_empty(), "no index is left invalid");
+    db.close().await.ok();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .await
+        .expect("drop");
+}

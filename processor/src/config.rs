@@ -15,6 +15,9 @@ use service_support::{
 pub const VARIABLES: &[&str] = &[
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
+    "DATABASE_READ_URL",
+    "DATABASE_READ_MAX_CONNECTIONS",
+    "READ_STATEMENT_TIMEOUT",
     "REDIS_URL",
     "GRPC_ADDR",
     "PROCESSING_DELAY",
@@ -51,6 +54,15 @@ pub struct Config {
     pub database_url: String,
     /// `DATABASE_MAX_CONNECTIONS`: size of the PostgreSQL pool.
     pub database_max_connections: u32,
+    /// `DATABASE_READ_URL`: where the API's reads (get, list, watch) go, e.g. a replica;
+    /// `DATABASE_URL` unless set.
+    pub database_read_url: String,
+    /// `DATABASE_READ_MAX_CONNECTIONS`: size of the reads' own pool, apart from the write
+    /// path's, so reads can never take the connections ingest needs.
+    pub database_read_max_connections: u32,
+    /// `READ_STATEMENT_TIMEOUT`: PostgreSQL cancels a read running longer (and a read
+    /// waits no longer for a connection); the caller gets UNAVAILABLE.
+    pub read_statement_timeout: Duration,
     /// `REDIS_URL`: Redis holding the work stream.
     pub redis_url: String,
     /// `GRPC_ADDR`: where the gRPC server listens.
@@ -129,6 +141,19 @@ impl Config {
                 "DATABASE_MAX_CONNECTIONS",
                 &get("DATABASE_MAX_CONNECTIONS", "20"),
             )?,
+            database_read_url: match lookup("DATABASE_READ_URL").filter(|url| !url.is_empty()) {
+                Some(url) => url,
+                None => get("DATABASE_URL", migration::DEFAULT_DATABASE_URL),
+            },
+            database_read_max_connections: parse_number(
+                "DATABASE_READ_MAX_CONNECTIONS",
+                &get("DATABASE_READ_MAX_CONNECTIONS", "5"),
+            )?,
+            // Past every gateway deadline (PROCESSOR_TIMEOUT, 450 ms): nobody waits longer.
+            read_statement_timeout: parse_positive_duration(
+                "READ_STATEMENT_TIMEOUT",
+                &get("READ_STATEMENT_TIMEOUT", "500ms"),
+            )?,
             redis_url: get("REDIS_URL", "redis://127.0.0.1:6379/0"),
             grpc_addr: parse_addr("GRPC_ADDR", &get("GRPC_ADDR", "0.0.0.0:50051"))?,
             processing_delay: parse_duration("PROCESSING_DELAY", &get("PROCESSING_DELAY", "30s"))?,
@@ -199,6 +224,14 @@ fn parse_http_url(name: &str, value: &str) -> anyhow::Result<reqwest::Url> {
     }
 }
 
+/// A duration where zero would mean "no limit" to PostgreSQL, which is never meant.
+fn parse_positive_duration(name: &str, value: &str) -> anyhow::Result<Duration> {
+    match parse_duration(name, value)? {
+        duration if duration.is_zero() => bail!("{name}={value:?} must be more than zero"),
+        duration => Ok(duration),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +250,8 @@ mod tests {
         assert_eq!(config.redis_url, "redis://127.0.0.1:6379/0");
         assert_eq!(config.external_call_url, None);
         assert_eq!(config.external_call_timeout, Duration::from_secs(30));
+        assert_eq!(config.database_read_url, config.database_url);
+        assert_eq!(config.read_statement_timeout, Duration::from_millis(500));
         assert!(
             config
                 .consumer_name
@@ -247,6 +282,9 @@ mod tests {
             ("EXTERNAL_CALL_URL", "ftp://downstream/calls"),
             ("EXTERNAL_CALL_URL", "not a url"),
             ("EXTERNAL_CALL_TIMEOUT", "never"),
+            ("DATABASE_READ_MAX_CONNECTIONS", "0"),
+            ("READ_STATEMENT_TIMEOUT", "quick"),
+            ("READ_STATEMENT_TIMEOUT", "0s"),
         ] {
             let error = config_with(&[(name, value)])
                 .err()

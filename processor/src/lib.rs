@@ -84,6 +84,15 @@ async fn assemble(
     listener: TcpListener,
     metrics_listener: TcpListener,
 ) -> anyhow::Result<Application> {
+    // Lazy: the reads' server (a replica, perhaps) need not answer for the processor to
+    // start; until it does, reads are UNAVAILABLE.
+    let reads = db::connect_reads(
+        &config.database_read_url,
+        config.database_read_max_connections,
+        config.read_statement_timeout,
+    )
+    .await
+    .context("DATABASE_READ_URL is not a usable PostgreSQL address")?;
     // Neither client needs Redis to answer yet: each keeps connecting in the background.
     let redis = stream::connect(&config.redis_url, REDIS_COMMAND_TIMEOUT)
         .context("REDIS_URL is not a usable Redis address")?;
@@ -174,6 +183,7 @@ async fn assemble(
         monitor,
         service: grpc::transaction_service::TransactionServiceImpl::new(
             ingestor,
+            reads,
             config.watch_poll_interval,
         ),
         consumer,

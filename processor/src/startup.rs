@@ -84,13 +84,17 @@ async fn connect_and_migrate(
     .await
     .map_err(|error| Failed::ForNow(format!("cannot connect: {error}")))?;
     if config.run_migrations {
-        migration::apply_pending(&db).await.map_err(|error| {
-            if db_transience(&error).is_transient() {
-                Failed::ForNow(format!("cannot apply migrations: {error}"))
-            } else {
-                Failed::Permanently(anyhow::Error::new(error).context("applying migrations failed"))
-            }
-        })?;
+        migration::apply_pending(&config.database_url)
+            .await
+            .map_err(|error| {
+                if db_transience(&error).is_transient() {
+                    Failed::ForNow(format!("cannot apply migrations: {error}"))
+                } else {
+                    Failed::Permanently(
+                        anyhow::Error::new(error).context("applying migrations failed"),
+                    )
+                }
+            })?;
     }
     Ok(db)
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
     sea_query::Expr,
 };
 
@@ -63,11 +63,13 @@ pub struct ListFilter {
     pub page_size: u32,
 }
 
-/// One page, and the cursor of the next one if there may be more.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    filter: &ListFilter,
-) -> Result<(Vec<StoredTransaction>, Option<Cursor>), DbErr> {
+/// The query of one page (and one row more, which says whether another page exists),
+/// newest first. Every filter is served by an index in this order (migration
+/// `m20261201_000003_list_indexes`): `(created_at, transaction_id)` for the unfiltered list
+/// and the time filters, `(status, created_at, transaction_id)` with a status. The cursor is
+/// a row comparison, which both indexes take as a scan bound, so a page deep in the history
+/// costs what the first one does.
+pub fn page_query(filter: &ListFilter) -> Select<Transactions> {
     let mut query = Transactions::find();
     if let Some(status) = filter.status {
         query = query.filter(Column::Status.eq(status.as_str()));
@@ -87,14 +89,18 @@ pub async fn list(
             ],
         ));
     }
-    // One extra row says whether another page exists.
-    let rows = query
+    query
         .order_by_desc(Column::CreatedAt)
         .order_by_desc(Column::TransactionId)
         .limit(u64::from(filter.page_size) + 1)
-        .all(db)
-        .await?;
-    let mut page = rows;
+}
+
+/// One page, and the cursor of the next one if there may be more.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &ListFilter,
+) -> Result<(Vec<StoredTransaction>, Option<Cursor>), DbErr> {
+    let mut page = page_query(filter).all(db).await?;
     let more = page.len() > filter.page_size as usize;
     page.truncate(filter.page_size as usize);
     let next = more.then(|| page.last()).flatten().map(|last| Cursor {

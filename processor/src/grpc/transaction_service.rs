@@ -22,19 +22,23 @@ use crate::{
 #[derive(Clone)]
 pub struct TransactionServiceImpl {
     ingestor: Ingestor,
+    /// The reads' own pool (`db::connect_reads`): get, list and watch never wait for, or
+    /// hold, a connection of the write path.
+    reads: DatabaseConnection,
     watch_poll_interval: Duration,
 }
 
 impl TransactionServiceImpl {
-    pub fn new(ingestor: Ingestor, watch_poll_interval: Duration) -> Self {
+    pub fn new(
+        ingestor: Ingestor,
+        reads: DatabaseConnection,
+        watch_poll_interval: Duration,
+    ) -> Self {
         Self {
             ingestor,
+            reads,
             watch_poll_interval,
         }
-    }
-
-    fn db(&self) -> &DatabaseConnection {
-        &self.ingestor.db
     }
 }
 
@@ -160,7 +164,7 @@ impl TransactionService for TransactionServiceImpl {
         let started = Instant::now();
         let result = async {
             let id = lookup_id(&request.get_ref().transaction_id)?;
-            let stored = repository::find(self.db(), &id)
+            let stored = repository::find(&self.reads, &id)
                 .await
                 .map_err(Error::from)?
                 .ok_or(Error::NotFound(id))?;
@@ -192,7 +196,7 @@ impl TransactionService for TransactionServiceImpl {
         let started = Instant::now();
         let result = async {
             let filter = list_filter(request.get_ref())?;
-            let (page, next) = listing::list(self.db(), &filter)
+            let (page, next) = listing::list(&self.reads, &filter)
                 .await
                 .map_err(Error::from)?;
             Ok(Response::new(pb::ListTransactionsResponse {
@@ -213,14 +217,14 @@ impl TransactionService for TransactionServiceImpl {
         let started = Instant::now();
         let result = async {
             let id = lookup_id(&request.get_ref().transaction_id)?;
-            let first: pb::Transaction = repository::find(self.db(), &id)
+            let first: pb::Transaction = repository::find(&self.reads, &id)
                 .await
                 .map_err(Error::from)?
                 .ok_or_else(|| Error::NotFound(id.clone()))?
                 .into();
             let (sender, receiver) = mpsc::channel(4);
             tokio::spawn(watch(
-                self.db().clone(),
+                self.reads.clone(),
                 id,
                 first,
                 sender,

@@ -12,4 +12,6 @@ mod ingest;
 mod observability;
 mod outbox;
 mod python_service;
+mod reads;
+mod stalling_proxy;
 mod startup;

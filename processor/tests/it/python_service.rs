@@ -166,7 +166,7 @@ async fn the_processor_adopts_the_python_service_table_with_every_row_exact() {
     // The adopted table is the one a fresh database gets: columns, constraints, indexes.
     let fresh = create_database().await;
     let fresh_db = processor::db::connect(&fresh, 2).await.expect("connect");
-    migration::apply_pending(&fresh_db).await.expect("migrate");
+    migration::apply_pending(&fresh).await.expect("migrate");
     assert_eq!(
         python_service::describe_schema(&db).await,
         python_service::describe_schema(&fresh_db).await
@@ -239,7 +239,9 @@ async fn rows_that_cannot_be_kept_exactly_are_reported_by_id_and_nothing_changes
     assert!(!migrations_table_exists(&db).await);
 
     // `migration up` applies them the same way: refused alike, nothing changed.
-    let refused = migration::apply_pending(&db).await.expect_err("refused");
+    let refused = migration::apply_pending(&setup.database_url)
+        .await
+        .expect_err("refused");
     assert!(refused.to_string().contains("py_fils"), "{refused}");
     assert_eq!(python_service::snapshot(&db).await, before);
     assert!(!migrations_table_exists(&db).await);
@@ -401,7 +403,7 @@ async fn replicas_starting_together_adopt_the_table_once() {
 async fn this_services_own_table_without_its_migration_records_is_named_as_such() {
     let setup = Setup::new("300ms").await;
     let db = setup.database().await;
-    migration::apply_pending(&db).await.expect("migrate");
+    migration::apply_pending(&setup.database_url).await.expect("migrate");
     db.execute_unprepared("DROP TABLE seaql_migrations")
         .await
         .expect("lose the records");
