@@ -217,6 +217,20 @@ async fn every_filter_and_page_of_the_list_is_an_index_walk_at_millions_of_rows(
     }
     reads.close().await.ok();
     db.close().await.ok();
+    // Half a gigabyte: not left behind for scripts/test.sh to find.
+    drop_database(&url).await;
+}
+
+async fn drop_database(url: &str) {
+    let name = url.rsplit_once('/').map(|(_, name)| name).expect("database name");
+    let admin = sea_orm::Database::connect(crate::helpers::admin_database_url())
+        .await
+        .expect("admin connection");
+    admin
+        .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .await
+        .expect("drop the filled database");
+    admin.close().await.ok();
 }
 
 #[tokio::test]
