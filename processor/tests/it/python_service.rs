@@ -403,7 +403,9 @@ async fn replicas_starting_together_adopt_the_table_once() {
 async fn this_services_own_table_without_its_migration_records_is_named_as_such() {
     let setup = Setup::new("300ms").await;
     let db = setup.database().await;
-    migration::apply_pending(&setup.database_url).await.expect("migrate");
+    migration::apply_pending(&setup.database_url)
+        .await
+        .expect("migrate");
     db.execute_unprepared("DROP TABLE seaql_migrations")
         .await
         .expect("lose the records");

