@@ -13,7 +13,11 @@ source scripts/services.sh
 : "${DATABASE_URL:=postgres://postgres:postgres@127.0.0.1:5432/webhooks}"
 : "${GRPC_ADDR:=0.0.0.0:50051}"
 : "${HTTP_ADDR:=0.0.0.0:8000}"
-export DATABASE_URL REDIS_URL GRPC_ADDR HTTP_ADDR
+# Local use: unsigned webhooks (the README's curl example) and reads without a token, each
+# stated explicitly, as the gateway requires. Setting a secret or API_TOKENS still applies.
+: "${ALLOW_UNSIGNED_WEBHOOKS:=true}"
+: "${ALLOW_UNAUTHENTICATED_READS:=true}"
+export DATABASE_URL REDIS_URL GRPC_ADDR HTTP_ADDR ALLOW_UNSIGNED_WEBHOOKS ALLOW_UNAUTHENTICATED_READS
 database_name=${DATABASE_URL##*/}
 database_name=${database_name%%\?*}
 

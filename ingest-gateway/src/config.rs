@@ -6,10 +6,16 @@ use std::{net::SocketAddr, time::Duration};
 use anyhow::bail;
 use service_support::{
     logging::Logging,
-    settings::{parse_addr, parse_duration, parse_number},
+    settings::{parse_addr, parse_bool, parse_duration, parse_number},
 };
 
-use crate::signatures::{Secrets, Verifier};
+use crate::{
+    auth::{BearerTokens, MIN_API_TOKEN_LENGTH},
+    signatures::{Secrets, Verifier},
+};
+
+/// Shortest `ADMIN_TOKEN` accepted.
+pub const MIN_ADMIN_TOKEN_LENGTH: usize = 16;
 
 /// Every environment variable this binary reads (a unit test keeps the list exact; the
 /// deployment files are checked against it).
@@ -27,6 +33,10 @@ pub const VARIABLES: &[&str] = &[
     "WEBHOOK_TOLERANCE",
     "RUST_LOG",
     "ADMIN_TOKEN",
+    "ALLOW_UNSIGNED_WEBHOOKS",
+    "API_TOKENS",
+    "ALLOW_UNAUTHENTICATED_READS",
+    "METRICS_ADDR",
 ];
 
 #[derive(Clone, Debug)]
@@ -55,30 +65,17 @@ pub struct Config {
     /// `WEBHOOK_TOLERANCE`: webhook signature checks (the secrets never print).
     pub signatures: Verifier,
     /// `ADMIN_TOKEN`: bearer token of the admin routes; unset disables them.
-    pub admin_token: Option<AdminToken>,
-}
-
-/// A bearer token that never prints and compares in constant time.
-#[derive(Clone)]
-pub struct AdminToken(String);
-
-impl AdminToken {
-    pub fn matches(&self, presented: &str) -> bool {
-        let (expected, presented) = (self.0.as_bytes(), presented.as_bytes());
-        // Compare every byte whatever the first difference, so timing tells nothing.
-        expected.len() == presented.len()
-            && expected
-                .iter()
-                .zip(presented)
-                .fold(0u8, |difference, (a, b)| difference | (a ^ b))
-                == 0
-    }
-}
-
-impl std::fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AdminToken(redacted)")
-    }
+    pub admin_token: Option<BearerTokens>,
+    /// `ALLOW_UNSIGNED_WEBHOOKS=true`: start with no signature secret, accepting unsigned
+    /// webhooks (local use). Without it, no secret stops start-up.
+    pub allow_unsigned_webhooks: bool,
+    /// `API_TOKENS`: bearer tokens of the read routes, comma-separated for rotation. `None`
+    /// only with `ALLOW_UNAUTHENTICATED_READS=true`; without either, start-up stops.
+    pub api_tokens: Option<BearerTokens>,
+    /// `ALLOW_UNAUTHENTICATED_READS=true`: without `API_TOKENS`, reads need no token.
+    pub allow_unauthenticated_reads: bool,
+    /// `METRICS_ADDR`: where `/metrics` is served, apart from the API port.
+    pub metrics_addr: SocketAddr,
 }
 
 impl Config {
@@ -125,7 +122,21 @@ impl Config {
             },
             tolerance,
         )?;
-        Ok(Self {
+        let allow_unsigned_webhooks = parse_bool(
+            "ALLOW_UNSIGNED_WEBHOOKS",
+            &get("ALLOW_UNSIGNED_WEBHOOKS", "false"),
+        )?;
+        let api_tokens = BearerTokens::parse(
+            "API_TOKENS",
+            lookup("API_TOKENS"),
+            MIN_API_TOKEN_LENGTH,
+            true,
+        )?;
+        let allow_unauthenticated_reads = parse_bool(
+            "ALLOW_UNAUTHENTICATED_READS",
+            &get("ALLOW_UNAUTHENTICATED_READS", "false"),
+        )?;
+        let config = Self {
             http_addr,
             processor_url,
             processor_timeout,
@@ -137,12 +148,38 @@ impl Config {
             )?,
             request_timeout,
             signatures,
-            admin_token: match lookup("ADMIN_TOKEN") {
-                None => None,
-                Some(token) if token.len() >= 16 => Some(AdminToken(token)),
-                Some(_) => bail!("ADMIN_TOKEN must be at least 16 characters"),
-            },
-        })
+            admin_token: BearerTokens::parse(
+                "ADMIN_TOKEN",
+                lookup("ADMIN_TOKEN"),
+                MIN_ADMIN_TOKEN_LENGTH,
+                false,
+            )?,
+            allow_unsigned_webhooks,
+            api_tokens,
+            allow_unauthenticated_reads,
+            metrics_addr: parse_addr("METRICS_ADDR", &get("METRICS_ADDR", "0.0.0.0:9091"))?,
+        };
+        config.fail_closed()?;
+        Ok(config)
+    }
+}
+
+impl Config {
+    /// An open door is only ever a stated choice: no signature secret and no read token
+    /// each stop start-up unless their `ALLOW_*` says so. Checked last, so every variable
+    /// has been read (and any invalid one reported) first.
+    fn fail_closed(&self) -> anyhow::Result<()> {
+        if self.signatures.schemes().is_empty() && !self.allow_unsigned_webhooks {
+            bail!(
+                "no webhook signature secret: set RAZORPAY_WEBHOOK_SECRET, STANDARD_WEBHOOKS_SECRET or STRIPE_WEBHOOK_SECRET, or ALLOW_UNSIGNED_WEBHOOKS=true to accept unsigned webhooks (local use only)"
+            );
+        }
+        if self.api_tokens.is_none() && !self.allow_unauthenticated_reads {
+            bail!(
+                "no API_TOKENS: set API_TOKENS (bearer tokens of {MIN_API_TOKEN_LENGTH} or more characters, comma-separated) or ALLOW_UNAUTHENTICATED_READS=true to serve reads to anyone (local use only)"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -150,13 +187,65 @@ impl Config {
 mod tests {
     use super::*;
 
+    const OPEN: [(&str, &str); 2] = [
+        ("ALLOW_UNSIGNED_WEBHOOKS", "true"),
+        ("ALLOW_UNAUTHENTICATED_READS", "true"),
+    ];
+
+    /// `pairs`, with both doors stated open unless `pairs` says otherwise.
     fn config_with(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let mut all = pairs.to_vec();
+        all.extend(
+            OPEN.iter()
+                .filter(|(name, _)| !pairs.iter().any(|(n, _)| n == name)),
+        );
+        Config::from_lookup(service_support::settings::from_pairs(&all))
+    }
+
+    fn start_up_error(pairs: &[(&str, &str)]) -> String {
         Config::from_lookup(service_support::settings::from_pairs(pairs))
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default()
+    }
+
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn without_a_signature_secret_or_read_tokens_start_up_stops_naming_the_variables() {
+        let error = start_up_error(&[("API_TOKENS", TOKEN)]);
+        for name in [
+            "RAZORPAY_WEBHOOK_SECRET",
+            "STANDARD_WEBHOOKS_SECRET",
+            "STRIPE_WEBHOOK_SECRET",
+            "ALLOW_UNSIGNED_WEBHOOKS",
+        ] {
+            assert!(error.contains(name), "{name} not named: {error}");
+        }
+        let error = start_up_error(&[("STRIPE_WEBHOOK_SECRET", "whsec_x")]);
+        for name in ["API_TOKENS", "ALLOW_UNAUTHENTICATED_READS"] {
+            assert!(error.contains(name), "{name} not named: {error}");
+        }
+        let error = start_up_error(&[
+            ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+            ("ALLOW_UNSIGNED_WEBHOOKS", "false"),
+            ("ALLOW_UNAUTHENTICATED_READS", "false"),
+        ]);
+        assert!(error.contains("API_TOKENS"), "{error}");
+        // A secret and tokens: no flag needed.
+        let config = Config::from_lookup(service_support::settings::from_pairs(&[
+            ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+            ("API_TOKENS", TOKEN),
+        ]));
+        assert!(config.is_ok_and(|c| c.api_tokens.is_some() && !c.allow_unsigned_webhooks));
+        // Both stated open: starts.
+        assert!(config_with(&[]).is_ok());
     }
 
     #[test]
     fn defaults_are_specs() -> anyhow::Result<()> {
         let config = config_with(&[])?;
+        assert_eq!(config.metrics_addr.to_string(), "0.0.0.0:9091");
         assert_eq!(config.http_addr.to_string(), "0.0.0.0:8000");
         assert_eq!(config.processor_url, "http://127.0.0.1:50051");
         assert_eq!(
@@ -209,6 +298,11 @@ mod tests {
             ("WEBHOOK_TOLERANCE", "0s"),
             ("STANDARD_WEBHOOKS_SECRET", "whsec_not base64!"),
             ("STRIPE_WEBHOOK_SECRET", ",,"),
+            ("API_TOKENS", "too-short"),
+            ("ADMIN_TOKEN", "short"),
+            ("ALLOW_UNSIGNED_WEBHOOKS", "yes"),
+            ("ALLOW_UNAUTHENTICATED_READS", "maybe"),
+            ("METRICS_ADDR", "9091"),
         ] {
             let error = config_with(&[(name, value)])
                 .err()

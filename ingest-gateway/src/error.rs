@@ -63,9 +63,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// An admin route called without the right bearer token.
-    #[error("unauthorized: {0}")]
-    AdminUnauthorized(String),
+    /// A read or admin route called without the right bearer token.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("not ready")]
@@ -155,9 +155,7 @@ impl ApiError {
                 "method-not-allowed",
                 "Method not allowed",
             ),
-            Self::AdminUnauthorized(_) => {
-                (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
-            }
+            Self::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready"),
             Self::Internal(_) => (
@@ -202,7 +200,7 @@ impl ApiError {
                 "the service cannot take this request now; retry later".to_owned()
             }
             Self::MethodNotAllowed => "this method is not allowed on this resource".to_owned(),
-            Self::AdminUnauthorized(what) | Self::Forbidden(what) => what.clone(),
+            Self::Unauthenticated(what) | Self::Forbidden(what) => what.clone(),
             Self::NotReady(down) => {
                 let names: Vec<&str> = down.iter().map(|d| d.field.as_str()).collect();
                 format!("not ready: {} down", names.join(", "))
@@ -260,6 +258,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if status == StatusCode::UNAUTHORIZED && slug == "unauthorized" {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }

@@ -1,6 +1,7 @@
 //! The ingest gateway: the REST API of SPEC, served by axum, answered by the processor
 //! over gRPC. Stateless. `main.rs` only reads the configuration and calls [`build`].
 
+pub mod auth;
 pub mod config;
 pub mod conversions;
 pub mod error;
@@ -18,6 +19,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use auth::BearerTokens;
 pub use config::Config;
 use processor_client::ProcessorClient;
 use signatures::Verifier;
@@ -29,26 +31,48 @@ pub type AppState = Arc<Shared>;
 pub struct Shared {
     pub processor: ProcessorClient,
     pub max_body_bytes: usize,
-    pub admin_token: Option<config::AdminToken>,
-    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub admin_token: Option<BearerTokens>,
+    /// `API_TOKENS`; `None` when reads are open (`ALLOW_UNAUTHENTICATED_READS=true`).
+    pub read_tokens: Option<BearerTokens>,
     pub signatures: Arc<Verifier>,
 }
 
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: TcpListener,
     router: axum::Router,
 }
 
-/// Binds `config.http_addr` and prepares the routes.
+/// Binds `config.http_addr` and `config.metrics_addr` and prepares the routes.
 pub async fn build(config: Config) -> anyhow::Result<Application> {
     let listener = TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("cannot listen on HTTP_ADDR={}", config.http_addr))?;
-    build_with_listener(config, listener)
+    let metrics_listener = TcpListener::bind(config.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on METRICS_ADDR={}", config.metrics_addr))?;
+    build_with_listeners(config, listener, metrics_listener)
 }
 
-/// As [`build`], on a listener the caller bound (tests bind port 0).
+/// As [`build`] on a listener the caller bound (tests bind port 0), with the metrics on
+/// an ephemeral loopback port (see [`Application::metrics_addr`]).
 pub fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Result<Application> {
+    let metrics_listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|metrics| {
+            metrics.set_nonblocking(true)?;
+            TcpListener::from_std(metrics)
+        })
+        .context("cannot listen for metrics on a loopback port")?;
+    build_with_listeners(config, listener, metrics_listener)
+}
+
+/// As [`build`], on listeners the caller bound: the API, then metrics.
+pub fn build_with_listeners(
+    config: Config,
+    listener: TcpListener,
+    metrics_listener: TcpListener,
+) -> anyhow::Result<Application> {
+    metrics::handle();
     let processor = ProcessorClient::new(&config.processor_url, config.processor_timeout)
         .with_context(|| {
             format!(
@@ -60,7 +84,7 @@ pub fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Res
         processor,
         max_body_bytes: config.max_body_bytes,
         admin_token: config.admin_token.clone(),
-        metrics: metrics::handle(),
+        read_tokens: config.api_tokens.clone(),
         signatures: Arc::new(config.signatures.clone()),
     });
     let limits = routes::Limits {
@@ -69,6 +93,7 @@ pub fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Res
     };
     Ok(Application {
         listener,
+        metrics_listener,
         router: routes::router(state, limits),
     })
 }
@@ -76,6 +101,10 @@ pub fn build_with_listener(config: Config, listener: TcpListener) -> anyhow::Res
 impl Application {
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    pub fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
+        self.metrics_listener.local_addr()
     }
 
     /// Serves until `shutdown`, then finishes the requests in flight.
@@ -86,9 +115,13 @@ impl Application {
                 tracing::warn!(%error, "cannot set TCP_NODELAY");
             }
         });
-        axum::serve(listener, self.router)
+        // Metrics on a port of their own, so the public one serves none.
+        let metrics = service_support::metrics::serve(self.metrics_listener, shutdown.clone());
+        let api = axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .context("HTTP server failed")
+            .into_future();
+        let (api, metrics) = tokio::join!(api, metrics);
+        api.context("HTTP server failed")?;
+        metrics.context("metrics server failed")
     }
 }

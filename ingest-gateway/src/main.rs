@@ -20,12 +20,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(http_addr = %config.http_addr, processor_url = %config.processor_url, "ingest-gateway listening");
+    tracing::info!(http_addr = %config.http_addr, metrics_addr = %config.metrics_addr, processor_url = %config.processor_url, "ingest-gateway listening");
     match config.signatures.schemes().as_slice() {
+        // Only reachable with ALLOW_UNSIGNED_WEBHOOKS=true: the configuration refuses it otherwise.
         [] => tracing::warn!(
-            "webhook signatures are not checked: no RAZORPAY_WEBHOOK_SECRET, STANDARD_WEBHOOKS_SECRET or STRIPE_WEBHOOK_SECRET"
+            "ALLOW_UNSIGNED_WEBHOOKS=true: webhook signatures are not checked, anyone can post a transaction (no RAZORPAY_WEBHOOK_SECRET, STANDARD_WEBHOOKS_SECRET or STRIPE_WEBHOOK_SECRET)"
         ),
         schemes => tracing::info!(?schemes, "webhook signatures required"),
+    }
+    if config.api_tokens.is_none() {
+        tracing::warn!(
+            "ALLOW_UNAUTHENTICATED_READS=true: transaction reads need no token (no API_TOKENS)"
+        );
     }
     match application.run_until_stopped(shutdown::on_signal()).await {
         Ok(()) => {

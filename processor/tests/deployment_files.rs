@@ -123,22 +123,34 @@ fn default_port(binary: &str) -> Option<u16> {
                 .grpc_addr
                 .port(),
         ),
-        GATEWAY => Some(
-            ingest_gateway::Config::from_lookup(|_| None)
-                .expect("gateway defaults")
-                .http_addr
-                .port(),
-        ),
+        GATEWAY => Some(gateway_defaults().http_addr.port()),
         _ => None,
     }
 }
 
-/// Every port a binary listens on by default: its main one, and the processor's metrics.
+/// The gateway's defaults. It starts only with a signature secret and API_TOKENS, or
+/// with both doors stated open; which, changes no port.
+fn gateway_defaults() -> ingest_gateway::Config {
+    ingest_gateway::Config::from_lookup(|name| {
+        GATEWAY_OPEN_DOORS
+            .contains(&name)
+            .then(|| "true".to_owned())
+    })
+    .expect("gateway defaults")
+}
+
+/// The gateway's flags that let it start without credentials: for local set-ups only.
+const GATEWAY_OPEN_DOORS: &[&str] = &["ALLOW_UNSIGNED_WEBHOOKS", "ALLOW_UNAUTHENTICATED_READS"];
+
+/// Every port a binary listens on by default: its main one, and each binary's metrics.
 fn default_ports(binary: &str) -> BTreeSet<u16> {
     let mut ports: BTreeSet<u16> = default_port(binary).into_iter().collect();
     if binary == PROCESSOR {
         let defaults = processor::Config::from_lookup(|_| None).expect("processor defaults");
         ports.insert(defaults.metrics_addr.port());
+    }
+    if binary == GATEWAY {
+        ports.insert(gateway_defaults().metrics_addr.port());
     }
     ports
 }
@@ -1047,4 +1059,117 @@ fn deploy_files_name_only_variables_the_binaries_read() {
         checked_containers >= 2,
         "deploy/ runs the processor and the gateway"
     );
+}
+
+/// The gateway's credentials, recipe by recipe: the local set-ups (compose, `scripts/dev.sh`)
+/// state both doors open, and a gateway configured as they configure it starts; every
+/// production recipe (`deploy/`, `Procfile`) gives it a signature secret and `API_TOKENS`
+/// from a secret store and never opens a door.
+#[test]
+fn local_set_ups_say_open_and_production_recipes_set_secrets() {
+    let signature_secrets = [
+        "RAZORPAY_WEBHOOK_SECRET",
+        "STANDARD_WEBHOOKS_SECRET",
+        "STRIPE_WEBHOOK_SECRET",
+    ];
+    // Compose: the gateway's environment as written starts a gateway.
+    let compose = compose();
+    let gateway = services(&compose)
+        .into_values()
+        .find(|service| service["build"]["dockerfile"].as_str() == Some("Dockerfile.gateway"))
+        .expect("compose runs the gateway");
+    let environment = environment(&gateway);
+    for door in GATEWAY_OPEN_DOORS {
+        assert_eq!(
+            environment.get(*door).map(String::as_str),
+            Some("true"),
+            "compose gateway: {door}"
+        );
+    }
+    // `${NAME:-default}` as compose resolves it with NAME unset.
+    let resolved = |value: &String| match value
+        .strip_prefix("${")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .and_then(|inner| inner.split_once(":-"))
+    {
+        Some((_, default)) => default.to_owned(),
+        None => value.clone(),
+    };
+    let started = ingest_gateway::Config::from_lookup(|name| environment.get(name).map(resolved));
+    assert!(
+        started.is_ok(),
+        "compose's gateway would not start: {started:?}"
+    );
+    // dev.sh: both doors stated, and exported to the binaries.
+    let dev = read("scripts/dev.sh");
+    for door in GATEWAY_OPEN_DOORS {
+        assert!(
+            dev.contains(&format!("{door}:=true")),
+            "scripts/dev.sh: {door}"
+        );
+        let exported = dev
+            .lines()
+            .filter(|line| line.trim_start().starts_with("export "))
+            .any(|line| line.split_whitespace().any(|word| word == *door));
+        assert!(exported, "scripts/dev.sh exports {door}");
+    }
+    // Production: no door opened anywhere; each recipe names a signature secret and the
+    // read tokens, from a secret (a Kubernetes Secret, Cloud Run's secretKeyRef, or
+    // Heroku's config vars, which are its secret store).
+    let mut production = deploy_files();
+    production.push("Procfile".to_owned());
+    for file in &production {
+        let text = read(file);
+        for door in GATEWAY_OPEN_DOORS {
+            assert!(!text.contains(door), "{file} opens {door}");
+        }
+    }
+    let kubernetes_secret = read("deploy/kubernetes/secret.example.yaml");
+    let gateway_secret = kubernetes_secret
+        .split("\n---")
+        .map(|document| serde_norway::from_str::<Value>(document).expect("YAML"))
+        .find(|document| document["metadata"]["name"] == "gateway-secrets")
+        .expect("a Secret gateway-secrets");
+    assert_eq!(gateway_secret["kind"], "Secret");
+    let held: BTreeSet<&str> = gateway_secret["stringData"]
+        .as_mapping()
+        .expect("stringData")
+        .keys()
+        .filter_map(Value::as_str)
+        .collect();
+    let gateway_manifest = read("deploy/kubernetes/gateway.yaml");
+    assert!(
+        gateway_manifest.contains("name: gateway-secrets"),
+        "deploy/kubernetes/gateway.yaml takes the Secret gateway-secrets"
+    );
+    let cloud_run: Value =
+        serde_norway::from_str(&read("deploy/cloud-run/gateway.service.yaml")).expect("YAML");
+    let mut found = Vec::new();
+    containers(&cloud_run, &mut found);
+    let from_secrets: BTreeSet<String> = found
+        .iter()
+        .flat_map(|container| container["env"].as_sequence().cloned().unwrap_or_default())
+        .filter(|env| env["valueFrom"]["secretKeyRef"].is_mapping())
+        .filter_map(|env| env["name"].as_str().map(str::to_owned))
+        .collect();
+    let heroku = variables_set_in_text(&read("deploy/heroku/README.md"));
+    for (recipe, names) in [
+        (
+            "deploy/kubernetes",
+            held.iter()
+                .map(|n| (*n).to_owned())
+                .collect::<BTreeSet<_>>(),
+        ),
+        ("deploy/cloud-run", from_secrets),
+        ("deploy/heroku", heroku),
+    ] {
+        assert!(
+            names.contains("API_TOKENS"),
+            "{recipe}: no API_TOKENS in {names:?}"
+        );
+        assert!(
+            signature_secrets.iter().any(|s| names.contains(*s)),
+            "{recipe}: no signature secret in {names:?}"
+        );
+    }
 }

@@ -5,13 +5,13 @@
 use axum::{
     Json,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::request_id;
 use crate::{
-    AppState,
+    AppState, auth,
     conversions::TransactionView,
     error::{ApiError, Problem, Result},
 };
@@ -25,10 +25,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     post,
     path = "/v1/transactions/{transaction_id}/retry",
     tag = "admin",
+    security(("admin_token" = [])),
     params(("transaction_id" = String, Path, description = "The FAILED transaction's id", pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128, example = "txn_abc123def456")),
     responses(
         (status = 202, description = "Re-driven; processing again", body = TransactionView),
-        (status = 401, description = "Missing or wrong bearer token (Authorization: Bearer ADMIN_TOKEN)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token (Authorization: Bearer ADMIN_TOKEN)", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer"))),
         (status = 403, description = "ADMIN_TOKEN is not configured", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown transaction", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The transaction is not FAILED", body = Problem, content_type = "application/problem+json"),
@@ -58,16 +59,12 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<()> {
             "the admin API is disabled: set ADMIN_TOKEN to enable it".to_owned(),
         ));
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if expected.matches(token) => Ok(()),
-        Some(_) => Err(ApiError::AdminUnauthorized(
-            "the bearer token is not valid".to_owned(),
+    match auth::presented(headers) {
+        Some(token) if expected.accepts(token) => Ok(()),
+        Some(_) => Err(ApiError::Unauthenticated(
+            "the bearer token is not ADMIN_TOKEN".to_owned(),
         )),
-        None => Err(ApiError::AdminUnauthorized(
+        None => Err(ApiError::Unauthenticated(
             "send Authorization: Bearer <ADMIN_TOKEN>".to_owned(),
         )),
     }

@@ -13,7 +13,7 @@ use axum::{
     Router,
     body::Body,
     error_handling::HandleErrorLayer,
-    extract::{DefaultBodyLimit, Request, State},
+    extract::{DefaultBodyLimit, Request},
     http::{HeaderName, HeaderValue, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -42,9 +42,35 @@ use crate::{
         title = "payment-webhooks ingest gateway",
         description = "Receives payment webhooks (202 once durably stored) and serves transaction status. Every error is application/problem+json."
     ),
-    components(schemas(Problem, FieldError))
+    components(schemas(Problem, FieldError)),
+    modifiers(&BearerSchemes)
 )]
 struct ApiDoc;
+
+/// The two bearer schemes the routes name in their `security`: `api_token` (one of
+/// `API_TOKENS`, for reads) and `admin_token` (`ADMIN_TOKEN`).
+struct BearerSchemes;
+
+impl utoipa::Modify for BearerSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, description) in [
+            ("api_token", "One of API_TOKENS"),
+            ("admin_token", "ADMIN_TOKEN"),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(description))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
 
 /// What bounds the API routes' work.
 #[derive(Clone, Copy, Debug)]
@@ -55,7 +81,10 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
-fn documented_routes(limits: &Limits) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+fn documented_routes(
+    state: &AppState,
+    limits: &Limits,
+) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     // Shedding applies to the routes that call the processor, not to `GET /` (a health
     // check shed under load would get a busy replica killed) nor to the document.
     //
@@ -71,9 +100,16 @@ fn documented_routes(limits: &Limits) -> (Router<AppState>, utoipa::openapi::Ope
             limits.max_concurrent_requests,
         ))
         .timeout(limits.request_timeout);
+    // Reads need one of API_TOKENS, checked before a permit is taken (an anonymous caller
+    // spends none); the admin routes check ADMIN_TOKEN themselves, and the webhook is
+    // authenticated by its signature.
+    let reads = transactions::router().layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::auth::require_read_token,
+    ));
     let api = OpenApiRouter::new()
         .merge(webhooks::router())
-        .merge(transactions::router())
+        .merge(reads)
         .merge(admin::router())
         .layer(overload);
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -85,7 +121,7 @@ fn documented_routes(limits: &Limits) -> (Router<AppState>, utoipa::openapi::Ope
 pub fn router(state: AppState, limits: Limits) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_KEY);
     let max_body_bytes = state.max_body_bytes;
-    let (routes, document) = documented_routes(&limits);
+    let (routes, document) = documented_routes(&state, &limits);
     let document = document.to_json().unwrap_or_default();
     routes
         .route(
@@ -97,10 +133,6 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         // Operational routes, outside the API document and the shedding: a probe or a
         // scrape that is shed under load would hide the very overload it should show.
         .merge(readiness::router())
-        .route(
-            "/metrics",
-            get(|State(state): State<AppState>| async move { state.metrics.render() }),
-        )
         // Inside the routing, so each request is counted under its matched route.
         .route_layer(middleware::from_fn(crate::metrics::record))
         .fallback(|| async { ApiError::NotFound("no such resource".to_owned()) })

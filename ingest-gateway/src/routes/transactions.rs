@@ -32,11 +32,13 @@ pub fn router() -> OpenApiRouter<AppState> {
     get,
     path = "/v1/transactions/{transaction_id}",
     tag = "transactions",
+    security(("api_token" = [])),
     params(("transaction_id" = String, Path, description = "The webhook's transaction_id", pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128, example = "txn_abc123def456")),
     responses(
         (status = 200, body = TransactionView),
         (status = 404, description = "Unknown transaction", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An id that cannot exist", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token (Authorization: Bearer <one of API_TOKENS>)", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer"))),
         (status = 503, description = "Processor unavailable, or load shed; see Retry-After", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
@@ -65,6 +67,7 @@ struct TransactionPage {
     get,
     path = "/v1/transactions",
     tag = "transactions",
+    security(("api_token" = [])),
     params(
         ("status" = Option<String>, Query, description = "PROCESSING, PROCESSED or FAILED", pattern = "^(PROCESSING|PROCESSED|FAILED)$"),
         ("created_after" = Option<String>, Query, format = DateTime, description = "RFC 3339; created at or after"),
@@ -75,6 +78,7 @@ struct TransactionPage {
     responses(
         (status = 200, body = TransactionPage),
         (status = 422, description = "A parameter is invalid; each is named", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token (Authorization: Bearer <one of API_TOKENS>)", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer"))),
         (status = 503, description = "Processor unavailable, or load shed; see Retry-After", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]

@@ -11,10 +11,14 @@ use tokio_util::sync::CancellationToken;
 
 pub use processor::testing::{count_by_status, unique_id};
 
+/// The token every stack's client sends (`API_TOKENS` of the test gateways).
+pub const API_TOKEN: &str = "test-api-token-0123456789abcdef0123";
+
 pub struct Stack {
     pub setup: Setup,
     pub processor: RunningProcessor,
     pub gateway_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
     gateway_shutdown: CancellationToken,
     gateway: JoinHandle<anyhow::Result<()>>,
     pub http: reqwest::Client,
@@ -37,15 +41,15 @@ impl Stack {
         // the gateway's /metrics.
         ingest_gateway::metrics::handle();
         let processor = setup.start().await;
-        let (gateway_addr, gateway_shutdown, gateway) =
-            start_gateway_with(&processor.url(), gateway_settings).await;
+        let gateway = start_gateway_with(&processor.url(), gateway_settings).await;
         Self {
             setup,
             processor,
-            gateway_addr,
-            gateway_shutdown,
-            gateway,
-            http: reqwest::Client::new(),
+            gateway_addr: gateway.addr,
+            metrics_addr: gateway.metrics_addr,
+            gateway_shutdown: gateway.shutdown,
+            gateway: gateway.task,
+            http: authorized_client(),
         }
     }
 
@@ -102,22 +106,41 @@ impl Stack {
     }
 }
 
+/// A client that sends `Authorization: Bearer API_TOKEN` with every request, as a
+/// service allowed to read would.
+pub fn authorized_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {API_TOKEN}"))
+            .expect("a header value"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("an HTTP client")
+}
+
+/// A gateway running in this process.
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
 /// A gateway alone (its processor calls go to `processor_url`), with `settings` added to
-/// (or replacing) the test defaults.
-pub async fn start_gateway_with(
-    processor_url: &str,
-    settings: &[(&str, &str)],
-) -> (
-    SocketAddr,
-    CancellationToken,
-    JoinHandle<anyhow::Result<()>>,
-) {
+/// (or replacing) the test defaults. The defaults accept unsigned webhooks, stated
+/// explicitly as a deployment must, and require `API_TOKEN` for reads.
+pub async fn start_gateway_with(processor_url: &str, settings: &[(&str, &str)]) -> RunningGateway {
     let defaults = [
         ("HTTP_ADDR", "127.0.0.1:0"),
         ("PROCESSOR_URL", processor_url),
         // Generous: debug builds on a loaded 2-core machine.
         ("PROCESSOR_TIMEOUT", "10s"),
         ("MAX_BODY_BYTES", "4096"),
+        ("ALLOW_UNSIGNED_WEBHOOKS", "true"),
+        ("API_TOKENS", API_TOKEN),
     ];
     let config = ingest_gateway::Config::from_lookup(|name| {
         settings
@@ -128,12 +151,19 @@ pub async fn start_gateway_with(
     })
     .expect("valid gateway configuration");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-    let application =
-        ingest_gateway::build_with_listener(config, listener).expect("gateway builds");
+    let metrics_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let application = ingest_gateway::build_with_listeners(config, listener, metrics_listener)
+        .expect("gateway builds");
     let addr = application.local_addr().expect("bound address");
+    let metrics_addr = application.metrics_addr().expect("bound address");
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(application.run_until_stopped(shutdown.clone()));
-    (addr, shutdown, task)
+    RunningGateway {
+        addr,
+        metrics_addr,
+        shutdown,
+        task,
+    }
 }
 
 /// The seed README's example webhook, with a fresh id.

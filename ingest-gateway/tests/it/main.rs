@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod access;
 mod health;
 mod openapi;
 mod operations;

@@ -3,12 +3,17 @@
 
 use serde_json::Value;
 
-use crate::helpers::start_gateway_with;
+use crate::helpers::{RunningGateway, start_gateway_with};
 
 #[tokio::test]
 async fn the_document_lists_the_routes_and_the_problem_schema() {
     // No processor is needed to serve the document.
-    let (addr, shutdown, gateway) = start_gateway_with("http://127.0.0.1:9", &[]).await;
+    let RunningGateway {
+        addr,
+        shutdown,
+        task: gateway,
+        ..
+    } = start_gateway_with("http://127.0.0.1:9", &[]).await;
     let response = reqwest::get(format!("http://{addr}/openapi.json"))
         .await
         .expect("answer");

@@ -7,7 +7,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{
-    Stack, expect_problem, problem_fields, seed_webhook, start_gateway_with, unique_id,
+    RunningGateway, Stack, expect_problem, problem_fields, seed_webhook, start_gateway_with,
+    unique_id,
 };
 
 #[tokio::test]
@@ -109,7 +110,12 @@ async fn readyz_names_postgres_when_it_stops_and_recovers_when_it_returns() {
 #[tokio::test]
 async fn an_unreachable_processor_is_503_with_retry_after_never_a_hang() {
     let port = processor::testing::free_port();
-    let (addr, shutdown, task) = start_gateway_with(
+    let RunningGateway {
+        addr,
+        shutdown,
+        task,
+        ..
+    } = start_gateway_with(
         &format!("http://127.0.0.1:{port}"),
         &[("PROCESSOR_TIMEOUT", "450ms")],
     )
@@ -143,7 +149,7 @@ async fn an_unreachable_processor_is_503_with_retry_after_never_a_hang() {
 }
 
 #[tokio::test]
-async fn metrics_count_requests_by_route_and_status() {
+async fn metrics_count_requests_by_route_and_status_on_their_own_port() {
     let stack = Stack::start("30s").await;
     let id = unique_id("metrics");
     assert_eq!(
@@ -153,13 +159,24 @@ async fn metrics_count_requests_by_route_and_status() {
     assert_eq!(stack.get_transaction(&id).await.status(), StatusCode::OK);
     let text = stack
         .http
-        .get(stack.url("/metrics"))
+        .get(format!("http://{}/metrics", stack.metrics_addr))
         .send()
         .await
         .expect("answer")
         .text()
         .await
         .expect("text");
+    // The public port serves no metrics.
+    expect_problem(
+        stack
+            .http
+            .get(stack.url("/metrics"))
+            .send()
+            .await
+            .expect("answer"),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     for series in [
         r#"route="/v1/webhooks/transactions",status="202""#,
         r#"route="/v1/transactions/{transaction_id}",status="200""#,

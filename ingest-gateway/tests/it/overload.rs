@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use tokio::{io::AsyncReadExt, net::TcpListener};
 
-use crate::helpers::{expect_problem, seed_webhook, start_gateway_with, unique_id};
+use crate::helpers::{RunningGateway, expect_problem, seed_webhook, start_gateway_with, unique_id};
 
 /// A "processor" that accepts connections and never answers: every call waits out its
 /// deadline.
@@ -30,7 +30,12 @@ async fn black_hole() -> String {
 #[tokio::test]
 async fn past_the_limit_requests_are_shed_at_once_with_503() {
     let processor = black_hole().await;
-    let (addr, shutdown, gateway) = start_gateway_with(
+    let RunningGateway {
+        addr,
+        shutdown,
+        task: gateway,
+        ..
+    } = start_gateway_with(
         &processor,
         &[
             ("MAX_CONCURRENT_REQUESTS", "2"),

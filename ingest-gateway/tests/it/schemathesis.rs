@@ -11,7 +11,7 @@ use processor::testing::Setup;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{Stack, unique_id};
+use crate::helpers::{API_TOKEN, Stack, unique_id};
 
 const ADMIN_TOKEN: &str = "schemathesis-admin-token-0123456789";
 /// The id in the document's examples (webhook body and path parameters). It is made to fail
@@ -25,13 +25,12 @@ const EXAMPLE_ID: &str = "txn_abc123def456";
 ///   a real ISO 4217 code (the schema says three capital letters), `amount` may have no more
 ///   decimals than that currency has (`5e-324` INR is a valid schema number), and a list's
 ///   `page_token` must be one the service returned.
-/// - `missing_required_header`, `ignored_auth`: the document declares no required header
-///   and no security scheme (the admin token is checked by the handler; `operations.rs`
-///   tests it), so they test nothing here. `use_after_free` and
+/// - `missing_required_header`: the document declares no required header (the signature
+///   headers are optional: no secret is set here), so it tests nothing. `use_after_free` and
 ///   `object_level_authorization`: nothing is deleted, and there is one caller.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
 response_headers_conformance,response_schema_conformance,negative_data_rejection,\
-unsupported_method,allow_header_conformance,ensure_resource_availability";
+unsupported_method,allow_header_conformance,ensure_resource_availability,ignored_auth";
 
 /// The schemathesis CLI: `SCHEMATHESIS` (scripts/test.sh sets it), else `schemathesis` or
 /// `st` on the PATH.
@@ -63,7 +62,14 @@ async fn schemathesis_finds_no_answer_outside_the_document() {
         .set("SIMULATED_FAILURE_ID_PREFIX", EXAMPLE_ID)
         .set("MAX_ATTEMPTS", "1");
     // Signatures off (no secret set): generated webhooks cannot be signed.
-    let stack = Stack::start_with_setup(setup, &[("ADMIN_TOKEN", ADMIN_TOKEN)]).await;
+    // The admin token is also a read token: schemathesis sends one Authorization header
+    // (this test's own client sends API_TOKEN).
+    let read_tokens = format!("{API_TOKEN},{ADMIN_TOKEN}");
+    let stack = Stack::start_with_setup(
+        setup,
+        &[("ADMIN_TOKEN", ADMIN_TOKEN), ("API_TOKENS", &read_tokens)],
+    )
+    .await;
 
     // The document's own example webhook, stored and FAILED before the run starts.
     let document: Value = stack

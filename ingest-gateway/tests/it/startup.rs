@@ -16,3 +16,42 @@ fn an_invalid_rust_log_stops_start_up_naming_it() {
         "{stderr}"
     );
 }
+
+/// The real binary, with only `env` set.
+fn start_up_failure(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_ingest-gateway"))
+        .env_clear()
+        .envs(env.iter().copied())
+        // Nothing may listen: the checks come first. Ports 0 anyway, in case one did.
+        .env("HTTP_ADDR", "127.0.0.1:0")
+        .env("METRICS_ADDR", "127.0.0.1:0")
+        .output()
+        .expect("run the gateway binary");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn without_a_signature_secret_the_gateway_refuses_to_start_naming_the_variables() {
+    let (code, stderr) = start_up_failure(&[("ALLOW_UNAUTHENTICATED_READS", "true")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    for name in [
+        "RAZORPAY_WEBHOOK_SECRET",
+        "STANDARD_WEBHOOKS_SECRET",
+        "STRIPE_WEBHOOK_SECRET",
+        "ALLOW_UNSIGNED_WEBHOOKS",
+    ] {
+        assert!(stderr.contains(name), "{name} not named: {stderr}");
+    }
+}
+
+#[test]
+fn without_api_tokens_the_gateway_refuses_to_start_naming_the_variables() {
+    let (code, stderr) = start_up_failure(&[("STRIPE_WEBHOOK_SECRET", "whsec_startup")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    for name in ["API_TOKENS", "ALLOW_UNAUTHENTICATED_READS"] {
+        assert!(stderr.contains(name), "{name} not named: {stderr}");
+    }
+}
