@@ -34,6 +34,7 @@ pub const VARIABLES: &[&str] = &[
     "RETRY_MAX_DELAY",
     "LEASE_MARGIN",
     "REPUBLISH_AFTER",
+    "RETENTION",
     "RECONCILE_INTERVAL",
     "DEAD_LETTER_STREAM_KEY",
     "SIMULATED_FAILURE_RATE",
@@ -101,6 +102,9 @@ pub struct Config {
     /// `REPUBLISH_AFTER`: an unfinished, unclaimed transaction is published to the stream
     /// again after this long (the outbox: nothing committed depends on one XADD).
     pub republish_after: Duration,
+    /// `RETENTION`: finished transactions (and their attempts and dead letters) older
+    /// than this are deleted; unset, everything is kept.
+    pub retention: Option<Duration>,
     /// `RECONCILE_INTERVAL`: how often the outbox looks for such transactions.
     pub reconcile_interval: Duration,
     /// `DEAD_LETTER_STREAM_KEY`: where FAILED transactions are reported.
@@ -182,6 +186,10 @@ impl Config {
             retry_max_delay: parse_duration("RETRY_MAX_DELAY", &get("RETRY_MAX_DELAY", "60s"))?,
             lease_margin: parse_duration("LEASE_MARGIN", &get("LEASE_MARGIN", "15s"))?,
             republish_after: parse_duration("REPUBLISH_AFTER", &get("REPUBLISH_AFTER", "30s"))?,
+            retention: lookup("RETENTION")
+                .filter(|value| !value.trim().is_empty())
+                .map(|value| parse_positive_duration("RETENTION", &value))
+                .transpose()?,
             reconcile_interval: parse_duration(
                 "RECONCILE_INTERVAL",
                 &get("RECONCILE_INTERVAL", "5s"),
@@ -252,6 +260,7 @@ mod tests {
         assert_eq!(config.external_call_timeout, Duration::from_secs(30));
         assert_eq!(config.database_read_url, config.database_url);
         assert_eq!(config.read_statement_timeout, Duration::from_millis(500));
+        assert_eq!(config.retention, None);
         assert!(
             config
                 .consumer_name
@@ -264,6 +273,8 @@ mod tests {
     fn delay_accepts_human_durations() -> anyhow::Result<()> {
         let config = config_with(&[("PROCESSING_DELAY", "500ms")])?;
         assert_eq!(config.processing_delay, Duration::from_millis(500));
+        let config = config_with(&[("RETENTION", "90d")])?;
+        assert_eq!(config.retention, Some(Duration::from_secs(90 * 86_400)));
         Ok(())
     }
 
@@ -285,6 +296,8 @@ mod tests {
             ("DATABASE_READ_MAX_CONNECTIONS", "0"),
             ("READ_STATEMENT_TIMEOUT", "quick"),
             ("READ_STATEMENT_TIMEOUT", "0s"),
+            ("RETENTION", "forever"),
+            ("RETENTION", "0d"),
         ] {
             let error = config_with(&[(name, value)])
                 .err()

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod outbox;
 pub mod processing;
+pub mod retention;
 pub mod startup;
 pub mod stream;
 #[cfg(feature = "test-support")]
@@ -43,6 +44,7 @@ pub struct Application {
     service: grpc::transaction_service::TransactionServiceImpl,
     consumer: Consumer,
     outbox: Outbox,
+    retention: retention::Retention,
     /// Signalled when the stream had to be made anew: the outbox then publishes everything.
     stream_lost: Arc<tokio::sync::Notify>,
     max_concurrent_calls: usize,
@@ -123,12 +125,13 @@ async fn assemble(
         max_delay: config.retry_max_delay,
         lease_margin: config.lease_margin,
     };
+    // An entry idle past a whole lease belongs to a consumer that stopped working on it.
+    let claim_min_idle = external.longest() + config.lease_margin;
     let consumer = Consumer {
         reader,
         batch_size: config.read_batch_size,
         max_in_flight: config.max_in_flight,
-        // An entry idle past a whole lease belongs to a consumer that stopped working on it.
-        claim_min_idle: external.longest() + config.lease_margin,
+        claim_min_idle,
         claim_interval: config.reconcile_interval,
         stream_lost: stream_lost.clone(),
         processing: Processing {
@@ -166,6 +169,16 @@ async fn assemble(
         interval: config.reconcile_interval,
         stream_lost: stream_lost.clone(),
     };
+    let retention = retention::Retention {
+        db: db.clone(),
+        redis: redis.clone(),
+        names: names.clone(),
+        dead_letter_key: config.dead_letter_stream_key.clone(),
+        keep: config.retention,
+        // The same rule as claiming: past a whole lease, a consumer has stopped.
+        consumer_idle_limit: claim_min_idle,
+        interval: config.reconcile_interval,
+    };
     let ingestor = Ingestor::start(
         db,
         renewal,
@@ -188,6 +201,7 @@ async fn assemble(
         ),
         consumer,
         outbox,
+        retention,
         stream_lost,
         max_concurrent_calls: config.max_concurrent_calls,
     })
@@ -222,6 +236,7 @@ impl Application {
             }
         });
         let outbox = tokio::spawn(self.outbox.run(shutdown.clone()));
+        let retention = tokio::spawn(self.retention.run(shutdown.clone()));
         self.monitor.observe().await;
         let monitor = tokio::spawn(self.monitor.run(shutdown.clone()));
         let metrics = tokio::spawn(service_support::metrics::serve(
@@ -240,6 +255,7 @@ impl Application {
         shutdown.cancel();
         consumer.await.context("consumer task panicked")?;
         outbox.await.context("outbox task panicked")?;
+        retention.await.context("retention task panicked")?;
         monitor.await.context("monitor task panicked")?;
         metrics
             .await

@@ -18,6 +18,7 @@ pub const EXTERNAL_CALLS_TOTAL: &str = "payments_external_calls_total";
 pub const OUTBOX_PUBLISHED_TOTAL: &str = "payments_outbox_published_total";
 pub const CLAIMED_ENTRIES_TOTAL: &str = "payments_claimed_entries_total";
 pub const DEPENDENCY_UP: &str = "payments_dependency_up";
+pub const RETENTION_REMOVED_TOTAL: &str = "payments_retention_removed_total";
 
 /// The process-wide recorder (see `service_support::metrics`), with this binary's
 /// metrics described.
@@ -64,6 +65,10 @@ fn describe() {
     describe_counter!(
         CLAIMED_ENTRIES_TOTAL,
         "Stream entries claimed from consumers presumed dead."
+    );
+    describe_counter!(
+        RETENTION_REMOVED_TOTAL,
+        "What retention removed, by kind: transactions, processing_attempts, dead_letters, consumers."
     );
     describe_gauge!(
         DEPENDENCY_UP,

@@ -264,6 +264,58 @@ pub async fn redrive_failed(
     Ok(result.rows_affected() == 1)
 }
 
+/// What one retention batch removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub transactions: u64,
+    pub attempts: u64,
+}
+
+/// Deletes up to `limit` finished (PROCESSED or FAILED) transactions that were created and
+/// finished more than `age` ago, with their attempt records, in one short statement.
+/// `SKIP LOCKED`: a row being changed (re-driven, say) is left for a later batch, and
+/// replicas running retention at once take different rows. A PROCESSING row is never
+/// touched, however old. The status index `(status, created_at, transaction_id)` finds the
+/// candidates, oldest first.
+pub async fn delete_finished_older_than(
+    db: &impl ConnectionTrait,
+    age: Duration,
+    limit: u64,
+) -> Result<Removed, DbErr> {
+    let row = db
+        .query_one_raw(statement(
+            "WITH doomed AS (
+                 SELECT transaction_id FROM transactions
+                  WHERE status IN ('PROCESSED', 'FAILED')
+                    AND created_at < now() - $1 * interval '1 millisecond'
+                    AND processed_at < now() - $1 * interval '1 millisecond'
+                  LIMIT $2
+                    FOR UPDATE SKIP LOCKED),
+             attempts AS (
+                 DELETE FROM processing_attempts a USING doomed
+                  WHERE a.transaction_id = doomed.transaction_id
+              RETURNING 1),
+             removed AS (
+                 DELETE FROM transactions t USING doomed
+                  WHERE t.transaction_id = doomed.transaction_id
+              RETURNING 1)
+             SELECT (SELECT count(*) FROM removed) AS transactions,
+                    (SELECT count(*) FROM attempts) AS attempts",
+            [millis(age), i64::try_from(limit).unwrap_or(i64::MAX).into()],
+        ))
+        .await?;
+    let count = |column: &str| -> Result<u64, DbErr> {
+        match &row {
+            Some(row) => Ok(u64::try_from(row.try_get::<i64>("", column)?).unwrap_or_default()),
+            None => Ok(0),
+        }
+    };
+    Ok(Removed {
+        transactions: count("transactions")?,
+        attempts: count("attempts")?,
+    })
+}
+
 fn statement<const N: usize>(sql: &str, values: [Value; N]) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }

@@ -13,5 +13,6 @@ mod observability;
 mod outbox;
 mod python_service;
 mod reads;
+mod retention;
 mod stalling_proxy;
 mod startup;

@@ -159,7 +159,7 @@ async fn watch_streams_processing_then_processed_and_ends() {
 }
 
 /// The value of one sample line of `/metrics`, or 0 when absent.
-async fn metric(url: &str, line_prefix: &str) -> f64 {
+pub async fn metric(url: &str, line_prefix: &str) -> f64 {
     let text = reqwest::get(url)
         .await
         .expect("metrics answer")
