@@ -1,7 +1,7 @@
 //! Between the REST representation and the processor's protobuf messages, in one place.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use payments_proto::v1 as pb;
+use payments_proto::{time::from_timestamp, v1 as pb};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -55,10 +55,15 @@ impl TryFrom<pb::Transaction> for TransactionView {
         let created_at = transaction
             .created_at
             .as_ref()
-            .and_then(rfc3339)
+            .and_then(from_timestamp)
+            .map(format_time)
             .ok_or_else(|| ApiError::Internal("processor sent no created_at".to_owned()))?;
         Ok(Self {
-            processed_at: transaction.processed_at.as_ref().and_then(rfc3339),
+            processed_at: transaction
+                .processed_at
+                .as_ref()
+                .and_then(from_timestamp)
+                .map(format_time),
             transaction_id: transaction.transaction_id,
             source_account: transaction.source_account,
             destination_account: transaction.destination_account,
@@ -73,9 +78,4 @@ impl TryFrom<pb::Transaction> for TransactionView {
 /// RFC 3339 in UTC with `Z`, to the second, as SPEC's examples.
 pub fn format_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-fn rfc3339(timestamp: &prost_types::Timestamp) -> Option<String> {
-    let nanos = u32::try_from(timestamp.nanos).ok()?;
-    DateTime::from_timestamp(timestamp.seconds, nanos).map(format_time)
 }

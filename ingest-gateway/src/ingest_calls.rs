@@ -17,8 +17,12 @@ use tonic::{Request, Status, transport::Channel};
 /// processor's writers batch again on their side.
 const CALLS_IN_FLIGHT: usize = 4;
 
-/// Most webhooks in one call (the processor takes at most 1 000).
+/// Most webhooks in one call.
 const MAX_BATCH: usize = 256;
+const _: () = assert!(
+    MAX_BATCH <= payments_proto::limits::MAX_ITEMS_PER_CALL,
+    "a batch the processor would refuse"
+);
 
 type Answer = Result<pb::IngestTransactionResponse, Status>;
 

@@ -7,6 +7,7 @@ pub mod conversions;
 pub mod error;
 pub mod ingest_calls;
 pub mod metrics;
+pub mod openapi;
 pub mod payload;
 pub mod processor_client;
 pub mod routes;

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 use serde_json::{error::Category, value::RawValue};
-use utoipa::ToSchema;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::{ApiError, FieldError};
 
@@ -21,13 +21,13 @@ use crate::error::{ApiError, FieldError};
 }))]
 pub struct WebhookPayload {
     /// 1 to 128 characters of `A-Z a-z 0-9 _ . : -`.
-    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128)]
+    #[schema(schema_with = crate::openapi::Identifier::schema)]
     pub transaction_id: String,
     /// As `transaction_id`.
-    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128)]
+    #[schema(schema_with = crate::openapi::Identifier::schema)]
     pub source_account: String,
     /// As `transaction_id`.
-    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128)]
+    #[schema(schema_with = crate::openapi::Identifier::schema)]
     pub destination_account: String,
     /// A JSON number above 0, kept exactly (never through a float): at most 15 integer
     /// digits and no more decimals than the currency has.

@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use payments_proto::v1::{self as pb, transaction_service_client::TransactionServiceClient};
+use payments_proto::{
+    request_id,
+    v1::{self as pb, transaction_service_client::TransactionServiceClient},
+};
 use tonic::{
     Request,
     metadata::MetadataValue,
@@ -16,9 +19,6 @@ use tonic_health::pb::{
 
 use crate::{ingest_calls::IngestCalls, payload::WebhookPayload};
 
-/// Metadata key of the request id, the same name as the HTTP header.
-pub const REQUEST_ID_KEY: &str = "x-request-id";
-
 #[derive(Clone)]
 pub struct ProcessorClient {
     client: TransactionServiceClient<Channel>,
@@ -26,13 +26,6 @@ pub struct ProcessorClient {
     health: HealthClient<Channel>,
     deadline: Duration,
 }
-
-/// Health names the processor reports (see `processor/src/monitor.rs`).
-pub const SERVICE_HEALTH: &str = "payments.v1.TransactionService";
-pub const DEPENDENCY_HEALTH: [(&str, &str); 2] = [
-    ("postgres", "payments.v1.dependency.postgres"),
-    ("redis", "payments.v1.dependency.redis"),
-];
 
 impl ProcessorClient {
     /// Does not connect yet: the gateway starts, and answers 503, while the processor is down.
@@ -123,7 +116,7 @@ impl ProcessorClient {
         // Sent as grpc-timeout too, so the processor stops working on an abandoned call.
         request.set_timeout(self.deadline);
         if let Some(id) = request_id.and_then(|id| MetadataValue::try_from(id).ok()) {
-            request.metadata_mut().insert(REQUEST_ID_KEY, id);
+            request.metadata_mut().insert(request_id::KEY, id);
         }
         request
     }

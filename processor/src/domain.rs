@@ -5,8 +5,9 @@ use std::{fmt, str::FromStr};
 
 use rust_decimal::Decimal;
 
-/// Longest id accepted for a transaction or an account.
-pub const MAX_ID_LENGTH: usize = 128;
+/// Longest id accepted for a transaction or an account (a wire fact: the gateway's
+/// OpenAPI document states it).
+pub use payments_proto::limits::MAX_ID_LENGTH;
 /// Largest amount accepted: anything bigger is a sender's mistake, not a payment.
 pub const MAX_AMOUNT_INTEGER_DIGITS: u32 = 15;
 
@@ -41,10 +42,7 @@ impl Identifier {
                 format!("must be at most {MAX_ID_LENGTH} characters"),
             ));
         }
-        if !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
-        {
+        if !value.bytes().all(payments_proto::limits::is_id_byte) {
             return Err(FieldViolation::new(
                 field,
                 "may contain only letters, digits, '_', '-', '.' and ':'",

@@ -23,7 +23,7 @@ use crate::db::repository::StoredTransaction;
 /// The header that names the transaction to the downstream.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// The header that carries the id of the webhook request that created the transaction.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const REQUEST_ID_HEADER: &str = payments_proto::request_id::KEY;
 /// How much of a refusing answer's body is kept in `last_error`.
 const BODY_EXCERPT_CHARS: usize = 200;
 

@@ -155,7 +155,7 @@ async fn assemble(
         redis_was_up: true.into(),
     };
     // Not SERVING until the first look at the dependencies says so.
-    for name in ["", monitor::SERVICE_NAME] {
+    for name in ["", payments_proto::health::SERVICE] {
         health
             .set_service_status(name, tonic_health::ServingStatus::NotServing)
             .await;

@@ -1,11 +1,10 @@
 //! Looks at the dependencies and the stream every few seconds: the gRPC health status
 //! and the stream gauges.
 //!
-//! Health service names: `""` and `payments.v1.TransactionService` for the whole, SERVING
-//! while PostgreSQL answers (ingest and reads need nothing else: without Redis, rows are
-//! committed and published later); `payments.v1.dependency.postgres` and
-//! `payments.v1.dependency.redis` for each part (the latter is the stream: while it is not
-//! serving, nothing is processed), so a probe can say which one is down.
+//! Health service names (`payments_proto::health`): `""` and the service for the whole,
+//! SERVING while PostgreSQL answers (ingest and reads need nothing else: without Redis,
+//! rows are committed and published later); one name per dependency (Redis is the stream:
+//! while it is not serving, nothing is processed), so a probe can say which one is down.
 
 use std::{
     sync::{
@@ -16,16 +15,13 @@ use std::{
 };
 
 use fred::prelude::{Client, ClientLike, StreamsInterface};
+use payments_proto::health;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{metrics, stream::StreamNames};
-
-pub const SERVICE_NAME: &str = "payments.v1.TransactionService";
-pub const POSTGRES_HEALTH: &str = "payments.v1.dependency.postgres";
-pub const REDIS_HEALTH: &str = "payments.v1.dependency.redis";
 
 /// A probe that takes longer than this counts as down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -52,7 +48,7 @@ impl Monitor {
             }
         }
         // Going away: tell load balancers first.
-        for name in ["", SERVICE_NAME] {
+        for name in ["", health::SERVICE] {
             self.health
                 .set_service_status(name, ServingStatus::NotServing)
                 .await;
@@ -64,14 +60,14 @@ impl Monitor {
         let postgres_up = probe(self.db.execute_unprepared("SELECT 1")).await;
         let redis_up = probe(self.redis.ping::<String>(None)).await;
         for (name, dependency, up) in [
-            (POSTGRES_HEALTH, "postgres", postgres_up),
-            (REDIS_HEALTH, "redis", redis_up),
+            (health::POSTGRES, "postgres", postgres_up),
+            (health::REDIS, "redis", redis_up),
         ] {
             self.health.set_service_status(name, serving(up)).await;
             ::metrics::gauge!(metrics::DEPENDENCY_UP, "dependency" => dependency)
                 .set(f64::from(u8::from(up)));
         }
-        for name in ["", SERVICE_NAME] {
+        for name in ["", health::SERVICE] {
             self.health
                 .set_service_status(name, serving(postgres_up))
                 .await;

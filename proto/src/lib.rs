@@ -1,4 +1,7 @@
-//! The `payments.v1` gRPC contract shared by the processor (server) and the gateway (client).
+//! The `payments.v1` gRPC contract shared by the processor (server) and the gateway
+//! (client): the generated code, and the facts both sides of the hop must agree on, each
+//! said once (health names, the request id's metadata key and limit, batch and page
+//! sizes, the id rule, time conversions).
 
 pub mod payments {
     pub mod v1 {
@@ -8,29 +11,12 @@ pub mod payments {
 
 pub use payments::v1;
 
+pub mod health;
+mod item_error;
+pub mod limits;
+pub mod request_id;
+pub mod time;
+
 /// Encoded `FileDescriptorSet` of every proto file, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/payments_descriptor.bin"));
-
-/// A gRPC status carried as data in a batch's item, and back: the processor answers an
-/// `IngestTransactions` item with what `IngestTransaction` would have answered, and the
-/// gateway turns it back into that status.
-impl From<tonic::Status> for v1::ItemError {
-    fn from(status: tonic::Status) -> Self {
-        Self {
-            code: status.code() as i32,
-            message: status.message().to_owned(),
-            details: status.details().to_vec(),
-        }
-    }
-}
-
-impl From<v1::ItemError> for tonic::Status {
-    fn from(error: v1::ItemError) -> Self {
-        tonic::Status::with_details(
-            tonic::Code::from(error.code),
-            error.message,
-            error.details.into(),
-        )
-    }
-}

@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     path = "/v1/transactions/{transaction_id}/retry",
     tag = "admin",
     security(("admin_token" = [])),
-    params(("transaction_id" = String, Path, description = "The FAILED transaction's id", pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128, example = "txn_abc123def456")),
+    params(("transaction_id" = inline(crate::openapi::Identifier), Path, description = "The FAILED transaction's id", example = "txn_abc123def456")),
     responses(
         (status = 202, description = "Re-driven; processing again", body = TransactionView),
         (status = 401, description = "Missing or wrong bearer token (Authorization: Bearer ADMIN_TOKEN)", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer"))),

@@ -19,6 +19,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use payments_proto::request_id::KEY as REQUEST_ID_KEY;
 use tower::{
     BoxError, ServiceBuilder, limit::GlobalConcurrencyLimitLayer, load_shed::LoadShedLayer,
 };
@@ -32,7 +33,6 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::{
     AppState,
     error::{ApiError, FieldError, Problem},
-    processor_client::REQUEST_ID_KEY,
 };
 
 /// The document's frame; the paths come from the routers below.

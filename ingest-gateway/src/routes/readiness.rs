@@ -4,12 +4,13 @@
 //! back): 200 with `degraded` naming it. Otherwise 503 naming what is down.
 
 use axum::{Json, Router, extract::State, routing::get};
+use payments_proto::health;
 use serde_json::{Value, json};
 
 use crate::{
     AppState,
     error::{ApiError, FieldError, Result},
-    processor_client::{DEPENDENCY_HEALTH, ProcessorClient, SERVICE_HEALTH},
+    processor_client::ProcessorClient,
 };
 
 pub fn router() -> Router<AppState> {
@@ -18,7 +19,7 @@ pub fn router() -> Router<AppState> {
 
 async fn readiness(State(state): State<AppState>) -> Result<Json<Value>> {
     let processor = &state.processor;
-    match processor.serving(SERVICE_HEALTH).await {
+    match processor.serving(health::SERVICE).await {
         Ok(true) => {
             let degraded = not_serving(processor).await;
             return Ok(Json(json!({ "status": "READY", "degraded": degraded })));
@@ -45,7 +46,7 @@ async fn readiness(State(state): State<AppState>) -> Result<Json<Value>> {
 /// The processor's dependencies it reports as not serving.
 async fn not_serving(processor: &ProcessorClient) -> Vec<&'static str> {
     let mut down = Vec::new();
-    for (name, service) in DEPENDENCY_HEALTH {
+    for (name, service) in health::DEPENDENCIES {
         if !matches!(processor.serving(service).await, Ok(true)) {
             down.push(name);
         }

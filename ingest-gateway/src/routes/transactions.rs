@@ -10,7 +10,7 @@ use axum::{
     http::HeaderMap,
 };
 use chrono::{DateTime, Utc};
-use payments_proto::v1 as pb;
+use payments_proto::{limits::MAX_PAGE_SIZE, time::to_timestamp, v1 as pb};
 use serde::Serialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -19,6 +19,7 @@ use crate::{
     AppState,
     conversions::TransactionView,
     error::{ApiError, FieldError, Problem, Result},
+    openapi::{Identifier, PageSize},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -33,7 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     path = "/v1/transactions/{transaction_id}",
     tag = "transactions",
     security(("api_token" = [])),
-    params(("transaction_id" = String, Path, description = "The webhook's transaction_id", pattern = "^[A-Za-z0-9_.:-]{1,128}$", min_length = 1, max_length = 128, example = "txn_abc123def456")),
+    params(("transaction_id" = inline(Identifier), Path, description = "The webhook's transaction_id", example = "txn_abc123def456")),
     responses(
         (status = 200, body = TransactionView),
         (status = 404, description = "Unknown transaction", body = Problem, content_type = "application/problem+json"),
@@ -72,7 +73,7 @@ struct TransactionPage {
         ("status" = Option<String>, Query, description = "PROCESSING, PROCESSED or FAILED", pattern = "^(PROCESSING|PROCESSED|FAILED)$"),
         ("created_after" = Option<String>, Query, format = DateTime, description = "RFC 3339; created at or after"),
         ("created_before" = Option<String>, Query, format = DateTime, description = "RFC 3339; created before"),
-        ("page_size" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1 to 500; 50 if absent"),
+        ("page_size" = inline(Option<PageSize>), Query, description = "1 to 500; 50 if absent"),
         ("page_token" = Option<String>, Query, description = "next_page_token of the previous page"),
     ),
     responses(
@@ -116,11 +117,7 @@ fn list_request(query: &HashMap<String, String>) -> Result<pb::ListTransactionsR
             },
             "created_after" | "created_before" => match DateTime::parse_from_rfc3339(value) {
                 Ok(at) => {
-                    let at = at.with_timezone(&Utc);
-                    let timestamp = Some(prost_types::Timestamp {
-                        seconds: at.timestamp(),
-                        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or_default(),
-                    });
+                    let timestamp = Some(to_timestamp(at.with_timezone(&Utc)));
                     if name == "created_after" {
                         request.created_after = timestamp;
                     } else {
@@ -138,7 +135,7 @@ fn list_request(query: &HashMap<String, String>) -> Result<pb::ListTransactionsR
                 Ok(size) if size > 0 => request.page_size = size,
                 _ => errors.push(FieldError::new(
                     name,
-                    "must be a whole number from 1 to 500",
+                    format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"),
                 )),
             },
             "page_token" => request.page_token.clone_from(value),

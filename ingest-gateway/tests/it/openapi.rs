@@ -76,6 +76,25 @@ async fn the_document_lists_the_routes_and_the_problem_schema() {
             "WebhookPayload lacks {member}"
         );
     }
+    // The contract's limits, as payments_proto states them.
+    use payments_proto::limits::{ID_PATTERN, MAX_ID_LENGTH, MAX_PAGE_SIZE};
+    let id_schemas = [
+        &schemas["WebhookPayload"]["properties"]["transaction_id"],
+        &schemas["WebhookPayload"]["properties"]["source_account"],
+        &paths["/v1/transactions/{transaction_id}"]["get"]["parameters"][0]["schema"],
+        &paths["/v1/transactions/{transaction_id}/retry"]["post"]["parameters"][0]["schema"],
+    ];
+    for schema in id_schemas {
+        assert_eq!(schema["pattern"], ID_PATTERN, "{schema}");
+        assert_eq!(schema["maxLength"], MAX_ID_LENGTH, "{schema}");
+        assert_eq!(schema["minLength"], 1, "{schema}");
+    }
+    let page_size = paths["/v1/transactions"]["get"]["parameters"]
+        .as_array()
+        .and_then(|parameters| parameters.iter().find(|p| p["name"] == "page_size"))
+        .expect("page_size is documented");
+    assert_eq!(page_size["schema"]["maximum"], MAX_PAGE_SIZE, "{page_size}");
+    assert_eq!(page_size["required"], false, "{page_size}");
 
     shutdown.cancel();
     gateway.await.expect("task").expect("gateway stops");

@@ -12,11 +12,6 @@ use super::{
 };
 use crate::domain::Status;
 
-/// Largest page a caller may ask for.
-pub const MAX_PAGE_SIZE: u32 = 500;
-/// Page size when the caller names none.
-pub const DEFAULT_PAGE_SIZE: u32 = 50;
-
 /// Where the previous page ended: the last row's creation time and id (ties broken by id).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cursor {

@@ -1,11 +1,14 @@
 //! Between protobuf messages and the processor's own types, in one place.
 
-use chrono::{DateTime, Utc};
-use payments_proto::v1 as pb;
+use payments_proto::{
+    limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
+    time::{from_timestamp, to_timestamp},
+    v1 as pb,
+};
 
 use crate::{
     db::{
-        listing::{Cursor, DEFAULT_PAGE_SIZE, ListFilter, MAX_PAGE_SIZE},
+        listing::{Cursor, ListFilter},
         repository::StoredTransaction,
     },
     domain::{FieldViolation, NewTransaction, Status, TransactionInput},
@@ -42,19 +45,12 @@ impl From<StoredTransaction> for pb::Transaction {
             amount: stored.amount.to_string(),
             currency: stored.currency,
             status: status.into(),
-            created_at: Some(timestamp(stored.created_at)),
-            updated_at: Some(timestamp(stored.updated_at)),
-            processed_at: stored.processed_at.map(timestamp),
+            created_at: Some(to_timestamp(stored.created_at)),
+            updated_at: Some(to_timestamp(stored.updated_at)),
+            processed_at: stored.processed_at.map(to_timestamp),
             attempts: u32::try_from(stored.attempts).unwrap_or_default(),
             last_error: stored.last_error.unwrap_or_default(),
         }
-    }
-}
-
-fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or_default(),
     }
 }
 
@@ -69,15 +65,10 @@ pub fn lookup_id(transaction_id: &str) -> Result<String, Error> {
 pub fn request_id<T>(request: &tonic::Request<T>) -> Option<String> {
     request
         .metadata()
-        .get("x-request-id")
+        .get(payments_proto::request_id::KEY)
         .and_then(|value| value.to_str().ok())
-        .and_then(item_request_id)
+        .and_then(payments_proto::request_id::checked)
         .map(str::to_owned)
-}
-
-/// A request id given as data (an IngestTransactions item's), kept on the same terms.
-pub fn item_request_id(id: &str) -> Option<&str> {
-    Some(id).filter(|id| !id.is_empty() && id.len() <= 128)
 }
 
 /// A list request checked field by field.
@@ -93,9 +84,7 @@ pub fn list_filter(request: &pb::ListTransactionsRequest) -> Result<ListFilter, 
                 value: Option<&prost_types::Timestamp>,
                 violations: &mut Vec<FieldViolation>| {
         value.and_then(|t| {
-            let parsed = u32::try_from(t.nanos)
-                .ok()
-                .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos));
+            let parsed = from_timestamp(t);
             if parsed.is_none() {
                 violations.push(FieldViolation::new(field, "is not a valid timestamp"));
             }

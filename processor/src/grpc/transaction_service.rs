@@ -10,7 +10,9 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
-use super::conversions::{item_request_id, list_filter, lookup_id, request_id};
+use payments_proto::{limits::MAX_ITEMS_PER_CALL, request_id::checked as checked_request_id};
+
+use super::conversions::{list_filter, lookup_id, request_id};
 use crate::{
     db::{listing, repository},
     domain::{FieldViolation, NewTransaction},
@@ -54,10 +56,6 @@ fn observed<T>(
     metrics::grpc_call(method, code, started.elapsed());
     result
 }
-
-/// Most items one IngestTransactions call may carry: a bound on the memory and the time
-/// one call may take.
-pub const MAX_ITEMS_PER_CALL: usize = 1000;
 
 /// Counts a rejected or failed ingest under its outcome.
 fn count(error: &Error) {
@@ -132,7 +130,7 @@ impl TransactionService for TransactionServiceImpl {
                     }?;
                     Ok((
                         transaction,
-                        item_request_id(&item.request_id).map(str::to_owned),
+                        checked_request_id(&item.request_id).map(str::to_owned),
                     ))
                 })
                 .collect();
@@ -145,7 +143,7 @@ impl TransactionService for TransactionServiceImpl {
                 .map(|(result, item)| pb::IngestTransactionResult {
                     outcome: Some(match result.inspect_err(count) {
                         Ok(stored) => {
-                            Outcome::Ingested(answer(stored, item_request_id(&item.request_id)))
+                            Outcome::Ingested(answer(stored, checked_request_id(&item.request_id)))
                         }
                         Err(error) => Outcome::Error(Status::from(error).into()),
                     }),

@@ -1,8 +1,8 @@
 //! TransactionService over a real channel: status codes, field details, health, reflection.
 
 use fred::prelude::StreamsInterface;
+use payments_proto::limits::MAX_ITEMS_PER_CALL;
 use payments_proto::v1::{self as pb, GetTransactionRequest, ingest_transaction_result::Outcome};
-use processor::grpc::transaction_service::MAX_ITEMS_PER_CALL;
 use tonic::Code;
 use tonic_types::StatusExt;
 

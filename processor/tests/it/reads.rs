@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use migration::{Migrator, MigratorTrait};
-use payments_proto::v1::{self as pb, GetTransactionRequest, ListTransactionsRequest};
+use payments_proto::{
+    limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
+    v1::{self as pb, GetTransactionRequest, ListTransactionsRequest},
+};
 use processor::{
     db::{
         self,
@@ -179,7 +182,7 @@ async fn every_filter_and_page_of_the_list_is_an_index_walk_at_millions_of_rows(
     ));
 
     for (name, filter) in filters {
-        for page_size in [listing::DEFAULT_PAGE_SIZE, listing::MAX_PAGE_SIZE] {
+        for page_size in [DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE] {
             let first = ListFilter {
                 page_size,
                 ..filter.clone()
