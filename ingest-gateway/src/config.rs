@@ -1,7 +1,7 @@
 //! Settings read once from the environment at start. Names and defaults are SPEC's; an
 //! invalid value stops start-up with a message that names the variable.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::bail;
 use service_support::{
@@ -37,6 +37,9 @@ pub const VARIABLES: &[&str] = &[
     "API_TOKENS",
     "ALLOW_UNAUTHENTICATED_READS",
     "METRICS_ADDR",
+    "PROCESSOR_TLS_CA_FILE",
+    "PROCESSOR_TLS_CERT_FILE",
+    "PROCESSOR_TLS_KEY_FILE",
 ];
 
 #[derive(Clone, Debug)]
@@ -76,6 +79,27 @@ pub struct Config {
     pub allow_unauthenticated_reads: bool,
     /// `METRICS_ADDR`: where `/metrics` is served, apart from the API port.
     pub metrics_addr: SocketAddr,
+    /// `PROCESSOR_TLS_CA_FILE`, `PROCESSOR_TLS_CERT_FILE`, `PROCESSOR_TLS_KEY_FILE`: how
+    /// an `https://` `PROCESSOR_URL` is verified, and the certificate shown to it.
+    pub processor_tls: ProcessorTls,
+}
+
+/// TLS towards the processor; it applies only to an `https://` `PROCESSOR_URL` (an
+/// `http://` one with any of these set is refused at start, not silently plaintext).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessorTls {
+    /// `PROCESSOR_TLS_CA_FILE`: PEM CA the processor's certificate must be signed by;
+    /// unset, the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// `PROCESSOR_TLS_CERT_FILE` and `PROCESSOR_TLS_KEY_FILE`: the client certificate and
+    /// its key, for a processor that requires one (mutual TLS).
+    pub client_identity: Option<ClientIdentity>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 impl Config {
@@ -92,6 +116,12 @@ impl Config {
         let processor_url = get("PROCESSOR_URL", "http://127.0.0.1:50051");
         if !(processor_url.starts_with("http://") || processor_url.starts_with("https://")) {
             bail!("PROCESSOR_URL={processor_url:?} must be an http:// or https:// URL");
+        }
+        let processor_tls = parse_processor_tls(&lookup)?;
+        if processor_url.starts_with("http://") && processor_tls != ProcessorTls::default() {
+            bail!(
+                "PROCESSOR_TLS_CA_FILE, PROCESSOR_TLS_CERT_FILE and PROCESSOR_TLS_KEY_FILE apply to an https:// PROCESSOR_URL, not {processor_url:?}"
+            );
         }
         let timeout = get("PROCESSOR_TIMEOUT", "450ms");
         let processor_timeout = parse_duration("PROCESSOR_TIMEOUT", &timeout)?;
@@ -158,6 +188,7 @@ impl Config {
             api_tokens,
             allow_unauthenticated_reads,
             metrics_addr: parse_addr("METRICS_ADDR", &get("METRICS_ADDR", "0.0.0.0:9091"))?,
+            processor_tls,
         };
         config.fail_closed()?;
         Ok(config)
@@ -181,6 +212,31 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Blank counts as unset.
+fn path_setting(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<PathBuf> {
+    lookup(name)
+        .filter(|value| !value.trim().is_empty())
+        .map(PathBuf::from)
+}
+
+fn parse_processor_tls(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<ProcessorTls> {
+    let client_identity = match (
+        path_setting(lookup, "PROCESSOR_TLS_CERT_FILE"),
+        path_setting(lookup, "PROCESSOR_TLS_KEY_FILE"),
+    ) {
+        (Some(cert_file), Some(key_file)) => Some(ClientIdentity {
+            cert_file,
+            key_file,
+        }),
+        (None, None) => None,
+        _ => bail!("PROCESSOR_TLS_CERT_FILE and PROCESSOR_TLS_KEY_FILE must be set together"),
+    };
+    Ok(ProcessorTls {
+        ca_file: path_setting(lookup, "PROCESSOR_TLS_CA_FILE"),
+        client_identity,
+    })
 }
 
 #[cfg(test)]
@@ -312,6 +368,48 @@ mod tests {
                 "{name}={value}: {error:?}"
             );
         }
+    }
+
+    #[test]
+    fn processor_tls_needs_https_and_a_whole_identity() -> anyhow::Result<()> {
+        let https = ("PROCESSOR_URL", "https://processor.internal:50051");
+        let config = config_with(&[
+            https,
+            ("PROCESSOR_TLS_CA_FILE", "/tls/ca.pem"),
+            ("PROCESSOR_TLS_CERT_FILE", "/tls/gateway.pem"),
+            ("PROCESSOR_TLS_KEY_FILE", "/tls/gateway.key"),
+        ])?;
+        assert_eq!(
+            config.processor_tls,
+            ProcessorTls {
+                ca_file: Some("/tls/ca.pem".into()),
+                client_identity: Some(ClientIdentity {
+                    cert_file: "/tls/gateway.pem".into(),
+                    key_file: "/tls/gateway.key".into(),
+                }),
+            }
+        );
+        assert_eq!(
+            config_with(&[https])?.processor_tls,
+            ProcessorTls::default()
+        );
+        for (pairs, named) in [
+            (
+                &[https, ("PROCESSOR_TLS_CERT_FILE", "/tls/gateway.pem")][..],
+                "PROCESSOR_TLS_KEY_FILE",
+            ),
+            (
+                &[("PROCESSOR_TLS_CA_FILE", "/tls/ca.pem")][..],
+                "https:// PROCESSOR_URL",
+            ),
+        ] {
+            let error = config_with(pairs).err().map(|e| format!("{e:#}"));
+            assert!(
+                error.as_deref().is_some_and(|e| e.contains(named)),
+                "{pairs:?}: {error:?}"
+            );
+        }
+        Ok(())
     }
 
     #[test]

@@ -315,9 +315,19 @@ impl From<tonic::Status> for ApiError {
                 status.code(),
                 status.message()
             )),
+            // The connection itself failed (TLS refused, reset, closed): the processor is
+            // away from here, whatever the cause; the cause goes to the log.
+            Code::Unknown if transport_error(&status).is_some() => Self::Unavailable(format!(
+                "cannot reach the processor: {:#}",
+                anyhow::Error::from(status)
+            )),
             code => Self::Internal(format!("processor answered {code:?}: {}", status.message())),
         }
     }
+}
+
+fn transport_error(status: &tonic::Status) -> Option<&tonic::transport::Error> {
+    std::error::Error::source(status)?.downcast_ref::<tonic::transport::Error>()
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use tonic::{Request, Status, transport::Channel};
 
 /// Calls out at once. More would only split the same webhooks into smaller batches; the
 /// processor's writers batch again on their side.
-const CALLS_IN_FLIGHT: usize = 4;
+pub(crate) const CALLS_IN_FLIGHT: usize = 4;
 
 /// Most webhooks in one call.
 const MAX_BATCH: usize = 256;

@@ -74,13 +74,11 @@ pub fn build_with_listeners(
     metrics_listener: TcpListener,
 ) -> anyhow::Result<Application> {
     metrics::handle();
-    let processor = ProcessorClient::new(&config.processor_url, config.processor_timeout)
-        .with_context(|| {
-            format!(
-                "PROCESSOR_URL={:?} is not a valid endpoint",
-                config.processor_url
-            )
-        })?;
+    let processor = ProcessorClient::new(
+        &config.processor_url,
+        config.processor_timeout,
+        &config.processor_tls,
+    )?;
     let state = Arc::new(Shared {
         processor,
         max_body_bytes: config.max_body_bytes,

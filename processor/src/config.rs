@@ -1,7 +1,7 @@
 //! Settings read once from the environment at start. Names and defaults are SPEC's; an
 //! invalid value stops start-up with a message that names the variable.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::bail;
 use service_support::{
@@ -47,6 +47,9 @@ pub const VARIABLES: &[&str] = &[
     "MAX_CONCURRENT_CALLS",
     "EXTERNAL_CALL_URL",
     "EXTERNAL_CALL_TIMEOUT",
+    "GRPC_TLS_CERT_FILE",
+    "GRPC_TLS_KEY_FILE",
+    "GRPC_TLS_CLIENT_CA_FILE",
 ];
 
 #[derive(Clone, Debug)]
@@ -125,6 +128,21 @@ pub struct Config {
     /// `MAX_CONCURRENT_CALLS`: gRPC calls in progress per connection; more are refused
     /// at once with RESOURCE_EXHAUSTED (the gateway answers 503) instead of queueing.
     pub max_concurrent_calls: usize,
+    /// `GRPC_TLS_CERT_FILE`, `GRPC_TLS_KEY_FILE`, `GRPC_TLS_CLIENT_CA_FILE`: TLS on the
+    /// gRPC port; unset is plaintext.
+    pub grpc_tls: Option<GrpcTls>,
+}
+
+/// The gRPC port's certificate, and the CA its clients' certificates must be signed by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrpcTls {
+    /// `GRPC_TLS_CERT_FILE`: PEM certificate chain, the server's own first.
+    pub cert_file: PathBuf,
+    /// `GRPC_TLS_KEY_FILE`: PEM private key of that certificate.
+    pub key_file: PathBuf,
+    /// `GRPC_TLS_CLIENT_CA_FILE`: set, only clients presenting a certificate signed by this
+    /// CA are served (mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -215,7 +233,33 @@ impl Config {
                 "WATCH_POLL_INTERVAL",
                 &get("WATCH_POLL_INTERVAL", "250ms"),
             )?,
+            grpc_tls: parse_grpc_tls(&lookup)?,
         })
+    }
+}
+
+/// Blank counts as unset, as an empty line in an env file would be.
+fn path_setting(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<PathBuf> {
+    lookup(name)
+        .filter(|value| !value.trim().is_empty())
+        .map(PathBuf::from)
+}
+
+fn parse_grpc_tls(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<GrpcTls>> {
+    let cert_file = path_setting(lookup, "GRPC_TLS_CERT_FILE");
+    let key_file = path_setting(lookup, "GRPC_TLS_KEY_FILE");
+    let client_ca_file = path_setting(lookup, "GRPC_TLS_CLIENT_CA_FILE");
+    match (cert_file, key_file) {
+        (Some(cert_file), Some(key_file)) => Ok(Some(GrpcTls {
+            cert_file,
+            key_file,
+            client_ca_file,
+        })),
+        (None, None) if client_ca_file.is_some() => bail!(
+            "GRPC_TLS_CLIENT_CA_FILE needs GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE: mutual TLS is TLS first"
+        ),
+        (None, None) => Ok(None),
+        _ => bail!("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE must be set together"),
     }
 }
 
@@ -307,6 +351,45 @@ mod tests {
                 "{name}={value}: {error:?}"
             );
         }
+    }
+
+    #[test]
+    fn grpc_tls_needs_a_certificate_and_its_key() -> anyhow::Result<()> {
+        assert_eq!(config_with(&[])?.grpc_tls, None);
+        let config = config_with(&[
+            ("GRPC_TLS_CERT_FILE", "/tls/server.pem"),
+            ("GRPC_TLS_KEY_FILE", "/tls/server.key"),
+            ("GRPC_TLS_CLIENT_CA_FILE", "/tls/clients.pem"),
+        ])?;
+        assert_eq!(
+            config.grpc_tls,
+            Some(GrpcTls {
+                cert_file: "/tls/server.pem".into(),
+                key_file: "/tls/server.key".into(),
+                client_ca_file: Some("/tls/clients.pem".into()),
+            })
+        );
+        for (pairs, named) in [
+            (
+                &[("GRPC_TLS_CERT_FILE", "/tls/server.pem")][..],
+                "GRPC_TLS_KEY_FILE",
+            ),
+            (
+                &[("GRPC_TLS_KEY_FILE", "/tls/server.key")][..],
+                "GRPC_TLS_CERT_FILE",
+            ),
+            (
+                &[("GRPC_TLS_CLIENT_CA_FILE", "/tls/clients.pem")][..],
+                "GRPC_TLS_CERT_FILE",
+            ),
+        ] {
+            let error = config_with(pairs).err().map(|e| format!("{e:#}"));
+            assert!(
+                error.as_deref().is_some_and(|e| e.contains(named)),
+                "{pairs:?}: {error:?}"
+            );
+        }
+        Ok(())
     }
 
     #[test]

@@ -47,7 +47,8 @@ pub struct Application {
     retention: retention::Retention,
     /// Signalled when the stream had to be made anew: the outbox then publishes everything.
     stream_lost: Arc<tokio::sync::Notify>,
-    max_concurrent_calls: usize,
+    /// The gRPC transport, TLS included.
+    server: tonic::transport::Server,
 }
 
 /// Waits for PostgreSQL (see `startup`), then binds `config.grpc_addr`: the port opens
@@ -55,6 +56,8 @@ pub struct Application {
 pub async fn build(config: Config) -> anyhow::Result<Application> {
     // Installs the recorder before anything records.
     metrics::handle();
+    // Before waiting on PostgreSQL: a bad certificate file is reported at once.
+    let server = grpc::server(&config)?;
     let renewal = db::Renewal::default();
     let db = startup::wait_for_postgres(&config, &renewal).await?;
     let listener = TcpListener::bind(config.grpc_addr)
@@ -63,7 +66,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let metrics_listener = TcpListener::bind(config.metrics_addr)
         .await
         .with_context(|| format!("cannot listen on METRICS_ADDR={}", config.metrics_addr))?;
-    assemble(config, db, renewal, listener, metrics_listener).await
+    assemble(config, server, db, renewal, listener, metrics_listener).await
 }
 
 /// As [`build`], on listeners the caller bound (tests bind port 0): gRPC, then metrics.
@@ -73,14 +76,16 @@ pub async fn build_with_listeners(
     metrics_listener: TcpListener,
 ) -> anyhow::Result<Application> {
     metrics::handle();
+    let server = grpc::server(&config)?;
     let renewal = db::Renewal::default();
     let db = startup::wait_for_postgres(&config, &renewal).await?;
-    assemble(config, db, renewal, listener, metrics_listener).await
+    assemble(config, server, db, renewal, listener, metrics_listener).await
 }
 
 /// Everything else, on a database that answers.
 async fn assemble(
     config: Config,
+    server: tonic::transport::Server,
     db: DatabaseConnection,
     renewal: db::Renewal,
     listener: TcpListener,
@@ -203,7 +208,7 @@ async fn assemble(
         outbox,
         retention,
         stream_lost,
-        max_concurrent_calls: config.max_concurrent_calls,
+        server,
     })
 }
 
@@ -244,10 +249,10 @@ impl Application {
             shutdown.clone(),
         ));
         let served = grpc::serve(
+            self.server,
             self.listener,
             self.service,
             self.health,
-            self.max_concurrent_calls,
             shutdown.clone(),
         )
         .await;

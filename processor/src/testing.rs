@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used)]
 
 pub mod python_service;
+pub mod tls;
 
 use std::{net::SocketAddr, time::Duration};
 

@@ -13,6 +13,12 @@ pub const MAX_ID_LENGTH: usize = 128;
 /// characters that are safe in a URL path, a log line and a Redis field.
 pub const ID_PATTERN: &str = "^[A-Za-z0-9_.:-]{1,128}$";
 
+/// Most calls one gateway has out to the processor at once, ingest batches included. The
+/// processor tolerates as many streams reset before it accepted them: h2 cuts a connection
+/// past that many with GOAWAY (its guard against rapid-reset floods), and a gateway whose
+/// every call passed its deadline while the processor lagged must not be taken for one.
+pub const MAX_CALLS_IN_FLIGHT: usize = 64;
+
 /// Whether `byte` may appear in an id: the character class of [`ID_PATTERN`].
 pub fn is_id_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.' | b':')

@@ -15,6 +15,7 @@ mod schemathesis;
 mod signature_cost;
 mod signatures;
 mod startup;
+mod tls;
 mod transactions;
 mod validation;
 mod webhooks;

@@ -13,6 +13,7 @@ mod observability;
 mod outbox;
 mod python_service;
 mod reads;
+mod resets;
 mod retention;
 mod stalling_proxy;
 mod startup;
