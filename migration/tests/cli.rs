@@ -90,3 +90,40 @@ async fn up_applies_every_migration_on_an_empty_database() {
     // Again: nothing pending, nothing to do.
     assert!(migration_up(&url).status.success());
 }
+
+#[tokio::test]
+async fn up_and_status_work_over_tls_with_a_verified_server() {
+    let ca = processor::testing::tls::TestCa::new("postgres test CA");
+    let cluster = processor::testing::PostgresCluster::start_tls(&ca).await;
+    cluster.create_database("webhooks").await;
+    let url = format!(
+        "postgres://postgres@localhost:{}/webhooks?sslmode=verify-full&sslrootcert={}",
+        cluster.port,
+        ca.ca_file.display()
+    );
+    let output = migration_up(&url);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let db = Database::connect(&url).await.expect("connect over TLS");
+    assert!(relation_exists(&db, "transactions").await);
+    let status = Command::new(env!("CARGO_BIN_EXE_migration"))
+        .arg("status")
+        .env("DATABASE_URL", &url)
+        .output()
+        .expect("run the migration binary");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+
+    // The cluster refuses a plaintext connection, and the CLI fails on it.
+    let plaintext = format!(
+        "postgres://postgres@localhost:{}/webhooks?sslmode=disable",
+        cluster.port
+    );
+    assert!(!migration_up(&plaintext).status.success());
+}

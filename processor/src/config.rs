@@ -50,6 +50,8 @@ pub const VARIABLES: &[&str] = &[
     "GRPC_TLS_CERT_FILE",
     "GRPC_TLS_KEY_FILE",
     "GRPC_TLS_CLIENT_CA_FILE",
+    "REDIS_TLS_CA_FILE",
+    "REDIS_TLS_SKIP_VERIFY",
 ];
 
 #[derive(Clone, Debug)]
@@ -131,6 +133,19 @@ pub struct Config {
     /// `GRPC_TLS_CERT_FILE`, `GRPC_TLS_KEY_FILE`, `GRPC_TLS_CLIENT_CA_FILE`: TLS on the
     /// gRPC port; unset is plaintext.
     pub grpc_tls: Option<GrpcTls>,
+    /// `REDIS_TLS_CA_FILE`, `REDIS_TLS_SKIP_VERIFY`: how a `rediss://` `REDIS_URL` is
+    /// verified.
+    pub redis_tls: RedisTls,
+}
+
+/// Verification of a `rediss://` server; with a `redis://` URL these must stay unset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// `REDIS_TLS_CA_FILE`: PEM CA(s) the server's certificate must chain to; unset, the
+    /// system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// `REDIS_TLS_SKIP_VERIFY`: accept any certificate (self-signed managed Redis).
+    pub skip_verify: bool,
 }
 
 /// The gRPC port's certificate, and the CA its clients' certificates must be signed by.
@@ -234,6 +249,7 @@ impl Config {
                 &get("WATCH_POLL_INTERVAL", "250ms"),
             )?,
             grpc_tls: parse_grpc_tls(&lookup)?,
+            redis_tls: parse_redis_tls(&lookup, &get("REDIS_URL", "redis://127.0.0.1:6379/0"))?,
         })
     }
 }
@@ -243,6 +259,29 @@ fn path_setting(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<
     lookup(name)
         .filter(|value| !value.trim().is_empty())
         .map(PathBuf::from)
+}
+
+fn parse_redis_tls(
+    lookup: &impl Fn(&str) -> Option<String>,
+    redis_url: &str,
+) -> anyhow::Result<RedisTls> {
+    let tls = RedisTls {
+        ca_file: path_setting(lookup, "REDIS_TLS_CA_FILE"),
+        skip_verify: parse_bool(
+            "REDIS_TLS_SKIP_VERIFY",
+            &lookup("REDIS_TLS_SKIP_VERIFY").unwrap_or_else(|| "false".to_owned()),
+        )?,
+    };
+    if tls.ca_file.is_some() && tls.skip_verify {
+        bail!("REDIS_TLS_CA_FILE and REDIS_TLS_SKIP_VERIFY=true contradict each other: set one");
+    }
+    let uses_tls = redis_url.starts_with("rediss://") || redis_url.starts_with("rediss-");
+    if !uses_tls && tls != RedisTls::default() {
+        bail!(
+            "REDIS_TLS_CA_FILE and REDIS_TLS_SKIP_VERIFY apply to a rediss:// REDIS_URL; this one is plaintext"
+        );
+    }
+    Ok(tls)
 }
 
 fn parse_grpc_tls(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<GrpcTls>> {
@@ -387,6 +426,38 @@ mod tests {
             assert!(
                 error.as_deref().is_some_and(|e| e.contains(named)),
                 "{pairs:?}: {error:?}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn redis_tls_settings_need_a_rediss_url_and_do_not_contradict() -> anyhow::Result<()> {
+        let rediss = ("REDIS_URL", "rediss://:secret@redis.example:6380/0");
+        let config = config_with(&[rediss, ("REDIS_TLS_CA_FILE", "/tls/redis-ca.pem")])?;
+        assert_eq!(config.redis_tls.ca_file, Some("/tls/redis-ca.pem".into()));
+        assert!(
+            config_with(&[rediss, ("REDIS_TLS_SKIP_VERIFY", "true")])?
+                .redis_tls
+                .skip_verify
+        );
+        for pairs in [
+            &[("REDIS_TLS_SKIP_VERIFY", "true")][..],
+            &[
+                rediss,
+                ("REDIS_TLS_CA_FILE", "/tls/redis-ca.pem"),
+                ("REDIS_TLS_SKIP_VERIFY", "true"),
+            ][..],
+            &[rediss, ("REDIS_TLS_SKIP_VERIFY", "maybe")][..],
+        ] {
+            let error = config_with(pairs).err().map(|e| format!("{e:#}"));
+            assert!(
+                error.as_deref().is_some_and(|e| e.contains("REDIS_TLS_")),
+                "{pairs:?}: {error:?}"
+            );
+            assert!(
+                !error.unwrap_or_default().contains("secret"),
+                "the URL's password never prints"
             );
         }
         Ok(())

@@ -101,11 +101,15 @@ async fn assemble(
     .await
     .context("DATABASE_READ_URL is not a usable PostgreSQL address")?;
     // Neither client needs Redis to answer yet: each keeps connecting in the background.
-    let redis = stream::connect(&config.redis_url, REDIS_COMMAND_TIMEOUT)
+    let redis = stream::connect(&config.redis_url, &config.redis_tls, REDIS_COMMAND_TIMEOUT)
         .context("REDIS_URL is not a usable Redis address")?;
     // XREADGROUP BLOCK holds its connection, so the reader has its own client.
-    let reader = stream::connect(&config.redis_url, REDIS_COMMAND_TIMEOUT * 3)
-        .context("REDIS_URL is not a usable Redis address")?;
+    let reader = stream::connect(
+        &config.redis_url,
+        &config.redis_tls,
+        REDIS_COMMAND_TIMEOUT * 3,
+    )
+    .context("REDIS_URL is not a usable Redis address")?;
     let names = StreamNames {
         key: config.stream_key.clone(),
         group: config.consumer_group.clone(),

@@ -148,21 +148,13 @@ impl Setup {
     /// A client of the Redis this setup gives its processor (`REDIS_URL`: the shared one
     /// unless overridden).
     pub async fn redis(&self) -> Client {
-        let url = self
-            .environment()
-            .into_iter()
-            .find_map(|(name, url)| (name == "REDIS_URL").then_some(url))
-            .expect("every setup names REDIS_URL");
-        let client = Client::new(
-            fred::prelude::Config::from_url(&url).expect("redis url"),
-            None,
-            None,
-            None,
-        );
-        client
-            .init()
-            .await
-            .unwrap_or_else(|error| panic!("Redis must be reachable at {url}: {error}"));
+        let config = self.config();
+        let redis =
+            crate::stream::redis_config(&config.redis_url, &config.redis_tls).expect("REDIS_URL");
+        let client = Client::new(redis, None, None, None);
+        client.init().await.unwrap_or_else(|error| {
+            panic!("Redis must be reachable at {}: {error}", config.redis_url)
+        });
         client
     }
 
@@ -355,6 +347,13 @@ pub fn free_port() -> u16 {
 pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
+    /// Set: the server speaks TLS only, with this certificate.
+    tls: Option<RedisServerTls>,
+}
+
+struct RedisServerTls {
+    certificate: tls::CertFiles,
+    ca_file: PathBuf,
 }
 
 impl RedisServer {
@@ -362,13 +361,46 @@ impl RedisServer {
         let mut server = Self {
             child: None,
             port: free_port(),
+            tls: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// A server that speaks TLS only (`--port 0 --tls-port`), with a certificate `ca`
+    /// signed for 127.0.0.1 and localhost; clients need no certificate.
+    pub async fn start_tls(ca: &tls::TestCa) -> Self {
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            tls: Some(RedisServerTls {
+                certificate: ca.server("redis", &["127.0.0.1", "localhost"]),
+                ca_file: ca.ca_file.clone(),
+            }),
         };
         server.restart().await;
         server
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
+    }
+
+    /// A client configuration that trusts this server (its CA, when it speaks TLS).
+    fn client_config(&self) -> fred::prelude::Config {
+        let verify = crate::config::RedisTls {
+            ca_file: self
+                .tls
+                .as_ref()
+                .map(|server_tls| server_tls.ca_file.clone()),
+            skip_verify: false,
+        };
+        crate::stream::redis_config(&self.url(), &verify).expect("redis url")
     }
 
     /// Stops the server abruptly; its data is gone (no persistence).
@@ -382,30 +414,32 @@ impl RedisServer {
     /// Starts it again on the same port, empty.
     pub async fn restart(&mut self) {
         self.stop();
+        let port = self.port.to_string();
+        let mut args = vec!["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+        let (cert, key, ca);
+        match &self.tls {
+            None => args.extend(["--port", &port]),
+            Some(server_tls) => {
+                (cert, key, ca) = (
+                    server_tls.certificate.cert_file.display().to_string(),
+                    server_tls.certificate.key_file.display().to_string(),
+                    server_tls.ca_file.display().to_string(),
+                );
+                args.extend(["--port", "0", "--tls-port", &port]);
+                args.extend(["--tls-cert-file", &cert, "--tls-key-file", &key]);
+                args.extend(["--tls-ca-cert-file", &ca, "--tls-auth-clients", "no"]);
+            }
+        }
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed");
         self.child = Some(child);
-        let url = self.url();
+        let config = self.client_config();
         let up = eventually(Duration::from_secs(10), || async {
-            let client = fred::prelude::Client::new(
-                fred::prelude::Config::from_url(&url).expect("url"),
-                None,
-                None,
-                None,
-            );
+            let client = fred::prelude::Client::new(config.clone(), None, None, None);
             fred::prelude::ClientLike::init(&client).await.is_ok()
         })
         .await;
@@ -439,6 +473,40 @@ pub struct PostgresCluster {
 
 impl PostgresCluster {
     pub async fn start() -> Self {
+        let cluster = Self::init();
+        cluster.start_server();
+        cluster
+    }
+
+    /// A cluster that accepts TCP connections over TLS only (`ssl = on`, `hostssl` lines
+    /// alone in pg_hba.conf), with a certificate `ca` signed for localhost and 127.0.0.1.
+    pub async fn start_tls(ca: &tls::TestCa) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let cluster = Self::init();
+        let certificate = ca.server("postgres", &["localhost", "127.0.0.1"]);
+        let data = PathBuf::from(cluster.data_dir());
+        std::fs::copy(&certificate.cert_file, data.join("server.crt")).expect("server.crt");
+        std::fs::copy(&certificate.key_file, data.join("server.key")).expect("server.key");
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("the key readable by its owner only, as PostgreSQL demands");
+        let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).expect("conf");
+        conf.push_str("\nssl = on\n");
+        std::fs::write(data.join("postgresql.conf"), conf).expect("write postgresql.conf");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+        )
+        .expect("write pg_hba.conf");
+        give_to_postgres_user(&cluster.directory);
+        cluster.start_server();
+        cluster
+    }
+
+    /// initdb in a fresh directory, on a free port; not started.
+    fn init() -> Self {
         let bin = postgres_bin_dir();
         let directory =
             std::env::temp_dir().join(format!("pw-pg-{}", uuid::Uuid::new_v4().simple()));
@@ -462,7 +530,6 @@ impl PostgresCluster {
                 "--no-sync",
             ],
         );
-        cluster.start_server();
         cluster
     }
 

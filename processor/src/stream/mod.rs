@@ -17,10 +17,14 @@ pub mod backlog;
 pub mod consumer;
 pub mod publisher;
 pub mod settle;
+pub mod tls;
 
 use std::time::Duration;
 
-use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
+use fred::{
+    prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy},
+    types::config::TlsConnector,
+};
 
 /// The field of each stream entry that holds the transaction id.
 pub const TRANSACTION_ID_FIELD: &str = "transaction_id";
@@ -35,12 +39,25 @@ pub struct StreamNames {
     pub consumer: String,
 }
 
+/// `REDIS_URL` as fred's configuration; a `rediss://` one verified as `REDIS_TLS_*` say.
+pub fn redis_config(url: &str, tls: &crate::config::RedisTls) -> anyhow::Result<Config> {
+    let mut config = Config::from_url(url)?;
+    if config.tls.is_some() {
+        config.tls = Some(TlsConnector::from(tls::client_config(tls)?).into());
+    }
+    Ok(config)
+}
+
 /// A Redis client that connects in the background and reconnects on its own (with
 /// backoff, for ever), and never waits on a command longer than `command_timeout`. Redis
 /// need not answer yet: commands sent before it does wait for it up to that time-out. Only
 /// a URL that is not a Redis address is an error.
-pub fn connect(url: &str, command_timeout: Duration) -> Result<Client, fred::error::Error> {
-    let mut config = Config::from_url(url)?;
+pub fn connect(
+    url: &str,
+    tls: &crate::config::RedisTls,
+    command_timeout: Duration,
+) -> anyhow::Result<Client> {
+    let mut config = redis_config(url, tls)?;
     // The reconnect policy applies to the first connection too, instead of an error.
     config.fail_fast = false;
     let client = Builder::from_config(config)

@@ -17,3 +17,4 @@ mod resets;
 mod retention;
 mod stalling_proxy;
 mod startup;
+mod tls_dependencies;
