@@ -830,42 +830,92 @@ fn procfile_runs_workspace_binaries_with_their_variables() {
             continue;
         }
         let (kind, command) = line.split_once(':').expect("KIND: command");
-        let mut words = command.split_whitespace();
-        let mut assigned = Vec::new();
-        let program = loop {
-            let word = words.next().expect("a program");
-            match word.split_once('=') {
-                Some((name, _)) => assigned.push(name.to_owned()),
-                None => break word.rsplit('/').next().unwrap_or_default().to_owned(),
-            }
-        };
-        assert!(
-            binaries.contains(&program),
-            "Procfile {kind}: runs {program}"
-        );
-        let reads = variables_of(&program);
-        for name in &assigned {
+        let kind = kind.trim().to_owned();
+        let (assigned, program) = assignments_and_program(command);
+        // A launcher script of deploy/: each binary it starts, with what it assigns.
+        let launched = if program.ends_with(".sh") {
+            let script = command.split_whitespace().last().unwrap_or_default();
+            let text = read(script);
             assert!(
-                reads.contains(name),
-                "Procfile {kind}: {program} reads no {name}"
+                std::fs::metadata(root().join(script)).is_ok_and(|m| {
+                    std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+                }),
+                "Procfile {kind}: {script} is executable"
             );
+            text.replace("\\\n", " ")
+                .lines()
+                .filter_map(|line| line.trim().strip_suffix(" &"))
+                .map(assignments_and_program)
+                .collect()
+        } else {
+            vec![(assigned, program)]
+        };
+        for (assigned, program) in &launched {
+            assert!(
+                binaries.contains(program),
+                "Procfile {kind}: runs {program}"
+            );
+            let reads = variables_of(program);
+            for name in assigned {
+                assert!(
+                    reads.contains(name),
+                    "Procfile {kind}: {program} reads no {name}"
+                );
+            }
         }
         for name in interpolated(command) {
             assert!(
-                PLATFORM_VARIABLES.contains(&name.as_str()) || reads.contains(&name),
+                PLATFORM_VARIABLES.contains(&name.as_str()),
                 "Procfile {kind}: ${name}"
             );
         }
-        kinds.insert(kind.trim().to_owned(), (program, assigned));
+        kinds.insert(kind, launched);
     }
-    let (web, assigned) = &kinds["web"];
-    assert_eq!(web, GATEWAY, "Procfile web");
-    assert!(
-        assigned.contains(&"HTTP_ADDR".to_owned()),
-        "web binds $PORT"
+    let web = &kinds["web"];
+    let programs: BTreeSet<&str> = web.iter().map(|(_, program)| program.as_str()).collect();
+    assert_eq!(
+        programs,
+        BTreeSet::from([GATEWAY, PROCESSOR]),
+        "Procfile web: both halves in one dyno"
     );
-    assert_eq!(kinds["worker"].0, PROCESSOR, "Procfile worker");
-    assert_eq!(kinds["release"].0, MIGRATION, "Procfile release");
+    for (assigned, program) in web {
+        for name in [
+            "METRICS_ADDR",
+            if program == GATEWAY {
+                "HTTP_ADDR"
+            } else {
+                "GRPC_ADDR"
+            },
+        ] {
+            assert!(
+                assigned.contains(&name.to_owned()),
+                "web: {program} gets its own {name}"
+            );
+        }
+    }
+    assert_eq!(
+        kinds["worker"],
+        vec![(Vec::new(), PROCESSOR.to_owned())],
+        "Procfile worker"
+    );
+    assert_eq!(kinds["release"][0].1, MIGRATION, "Procfile release");
+}
+
+/// `NAME=value … program args`: the names assigned, and the program's file name.
+fn assignments_and_program(command: &str) -> (Vec<String>, String) {
+    let mut assigned = Vec::new();
+    for word in command.split_whitespace() {
+        match word.split_once('=') {
+            Some((name, _)) => assigned.push(name.to_owned()),
+            None => {
+                return (
+                    assigned,
+                    word.rsplit('/').next().unwrap_or_default().to_owned(),
+                );
+            }
+        }
+    }
+    panic!("no program in {command:?}")
 }
 
 /// The binary a container runs: its `command`'s program, else its image's ENTRYPOINT.

@@ -8,6 +8,7 @@ mod helpers;
 mod consumer;
 mod grpc_api;
 mod grpcurl;
+mod heroku;
 mod ingest;
 mod observability;
 mod outbox;
