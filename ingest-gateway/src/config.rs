@@ -40,7 +40,16 @@ pub const VARIABLES: &[&str] = &[
     "PROCESSOR_TLS_CA_FILE",
     "PROCESSOR_TLS_CERT_FILE",
     "PROCESSOR_TLS_KEY_FILE",
+    "MAX_CONCURRENT_READS",
+    "BODY_READ_TIMEOUT",
+    "HEADER_READ_TIMEOUT",
+    "IDLE_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "MAX_HEADER_BYTES",
 ];
+
+/// hyper's smallest read buffer: a head limit below it cannot be set.
+pub const MIN_HEADER_BYTES: usize = 8192;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -55,15 +64,29 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `LOG_FORMAT` and `RUST_LOG` (`info` unless set).
     pub logging: Logging,
-    /// `MAX_CONCURRENT_REQUESTS`: API requests (webhooks and status reads) handled at once;
-    /// past it the gateway sheds with 503 at once rather than queueing. The default, 256,
+    /// `MAX_CONCURRENT_REQUESTS`: webhooks handled at once (their bodies read); past it the
+    /// gateway sheds with 503 at once rather than queueing. The default, 256,
     /// keeps p99 under 500 ms at 1024 connections on 2 cores, and 256 connections are all
     /// served instead of 95 % shed as at 64 (BENCHMARKS.md; batched gRPC calls made the
     /// larger limit affordable).
     pub max_concurrent_requests: usize,
-    /// `REQUEST_TIMEOUT`: the most an API request may take, body read included (503 past
+    /// `REQUEST_TIMEOUT`: the most an API request may take once its body is read (503 past
     /// it). Defaults to `PROCESSOR_TIMEOUT` plus 500 ms; must exceed `PROCESSOR_TIMEOUT`.
     pub request_timeout: Duration,
+    /// `MAX_CONCURRENT_READS`: reads (status, list, admin) handled at once, a budget apart
+    /// from the webhooks' so that reads never starve ingest.
+    pub max_concurrent_reads: usize,
+    /// `BODY_READ_TIMEOUT`: the most a request's body may take to arrive (408 past it).
+    pub body_read_timeout: Duration,
+    /// `HEADER_READ_TIMEOUT`: the most a request head may take (the connection is closed).
+    pub header_read_timeout: Duration,
+    /// `IDLE_TIMEOUT`: a connection with nothing moving for this long is closed (between
+    /// requests, or a peer not reading our answer). Must exceed `REQUEST_TIMEOUT`.
+    pub idle_timeout: Duration,
+    /// `MAX_CONNECTIONS`: connections open at once; past it a new one is closed at once.
+    pub max_connections: usize,
+    /// `MAX_HEADER_BYTES`: the largest request head (431 above it); at least 8192.
+    pub max_header_bytes: usize,
     /// `RAZORPAY_WEBHOOK_SECRET`, `STANDARD_WEBHOOKS_SECRET`, `STRIPE_WEBHOOK_SECRET` and
     /// `WEBHOOK_TOLERANCE`: webhook signature checks (the secrets never print).
     pub signatures: Verifier,
@@ -166,6 +189,25 @@ impl Config {
             "ALLOW_UNAUTHENTICATED_READS",
             &get("ALLOW_UNAUTHENTICATED_READS", "false"),
         )?;
+        // A deadline of zero would close every connection: refused.
+        let deadline = |name: &str, default: &str| -> anyhow::Result<Duration> {
+            match parse_duration(name, &get(name, default))? {
+                Duration::ZERO => bail!("{name} must be longer than 0s"),
+                duration => Ok(duration),
+            }
+        };
+        let body_read_timeout = deadline("BODY_READ_TIMEOUT", "10s")?;
+        let header_read_timeout = deadline("HEADER_READ_TIMEOUT", "10s")?;
+        let idle_timeout = deadline("IDLE_TIMEOUT", "60s")?;
+        if idle_timeout <= request_timeout {
+            bail!(
+                "IDLE_TIMEOUT={idle_timeout:?} must be longer than REQUEST_TIMEOUT ({request_timeout:?}): a request waiting on the processor moves no bytes"
+            );
+        }
+        let max_header_bytes = parse_number("MAX_HEADER_BYTES", &get("MAX_HEADER_BYTES", "16384"))?;
+        if max_header_bytes < MIN_HEADER_BYTES {
+            bail!("MAX_HEADER_BYTES={max_header_bytes} must be at least {MIN_HEADER_BYTES}");
+        }
         let config = Self {
             http_addr,
             processor_url,
@@ -177,6 +219,15 @@ impl Config {
                 &get("MAX_CONCURRENT_REQUESTS", "256"),
             )?,
             request_timeout,
+            max_concurrent_reads: parse_number(
+                "MAX_CONCURRENT_READS",
+                &get("MAX_CONCURRENT_READS", "64"),
+            )?,
+            body_read_timeout,
+            header_read_timeout,
+            idle_timeout,
+            max_connections: parse_number("MAX_CONNECTIONS", &get("MAX_CONNECTIONS", "2048"))?,
+            max_header_bytes,
             signatures,
             admin_token: BearerTokens::parse(
                 "ADMIN_TOKEN",
@@ -302,6 +353,12 @@ mod tests {
     fn defaults_are_specs() -> anyhow::Result<()> {
         let config = config_with(&[])?;
         assert_eq!(config.metrics_addr.to_string(), "0.0.0.0:9091");
+        assert_eq!(config.max_concurrent_reads, 64);
+        assert_eq!(config.body_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.max_connections, 2048);
+        assert_eq!(config.max_header_bytes, 16384);
         assert_eq!(config.http_addr.to_string(), "0.0.0.0:8000");
         assert_eq!(config.processor_url, "http://127.0.0.1:50051");
         assert_eq!(
@@ -359,6 +416,12 @@ mod tests {
             ("ALLOW_UNSIGNED_WEBHOOKS", "yes"),
             ("ALLOW_UNAUTHENTICATED_READS", "maybe"),
             ("METRICS_ADDR", "9091"),
+            ("MAX_CONCURRENT_READS", "0"),
+            ("BODY_READ_TIMEOUT", "slow"),
+            ("HEADER_READ_TIMEOUT", "0s"),
+            ("IDLE_TIMEOUT", "500ms"),
+            ("MAX_CONNECTIONS", "0"),
+            ("MAX_HEADER_BYTES", "4096"),
         ] {
             let error = config_with(&[(name, value)])
                 .err()

@@ -44,6 +44,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("unreadable body: {0}")]
     UnreadableBody(String),
+    /// The body did not arrive within `BODY_READ_TIMEOUT`.
+    #[error("body not read within {0:?}")]
+    BodyTimeout(std::time::Duration),
     #[error("invalid fields")]
     InvalidFields(Vec<FieldError>),
     /// A signature scheme is configured and the request did not verify under it.
@@ -109,6 +112,11 @@ impl ApiError {
                 "unreadable-body",
                 "Unreadable body",
             ),
+            Self::BodyTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
+            ),
             Self::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
@@ -170,6 +178,10 @@ impl ApiError {
         match self {
             Self::MalformedJson(cause) => format!("the body is not valid JSON: {cause}"),
             Self::UnreadableBody(cause) => format!("the body could not be read: {cause}"),
+            Self::BodyTimeout(limit) => format!(
+                "the body did not arrive within {} (BODY_READ_TIMEOUT)",
+                humantime::format_duration(*limit)
+            ),
             Self::UnsupportedMediaType => {
                 "send the body with Content-Type: application/json".to_owned()
             }
@@ -232,6 +244,7 @@ impl IntoResponse for ApiError {
             | Self::NotReady(errors) => errors,
             Self::MalformedJson(_) => vec![FieldError::new("body", "is not valid JSON")],
             Self::UnreadableBody(_) => vec![FieldError::new("body", "could not be read")],
+            Self::BodyTimeout(_) => vec![FieldError::new("body", "arrived too slowly")],
             Self::PayloadTooLarge { limit } => vec![FieldError::new(
                 "body",
                 format!("must be at most {limit} bytes"),
@@ -260,6 +273,10 @@ impl IntoResponse for ApiError {
         );
         if status == StatusCode::UNAUTHORIZED && slug == "unauthorized" {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        // The rest of a slow body is not worth waiting for: hyper closes after this answer.
+        if status == StatusCode::REQUEST_TIMEOUT {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));

@@ -11,12 +11,12 @@ pub mod openapi;
 pub mod payload;
 pub mod processor_client;
 pub mod routes;
+pub mod server;
 pub mod signatures;
 
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +42,8 @@ pub struct Application {
     listener: TcpListener,
     metrics_listener: TcpListener,
     router: axum::Router,
+    connection_limits: server::ConnectionLimits,
+    open_connections: server::OpenConnections,
 }
 
 /// Binds `config.http_addr` and `config.metrics_addr` and prepares the routes.
@@ -87,13 +89,23 @@ pub fn build_with_listeners(
         signatures: Arc::new(config.signatures.clone()),
     });
     let limits = routes::Limits {
-        max_concurrent_requests: config.max_concurrent_requests,
+        max_concurrent_webhooks: config.max_concurrent_requests,
+        max_concurrent_reads: config.max_concurrent_reads,
         request_timeout: config.request_timeout,
+        body_read_timeout: config.body_read_timeout,
+    };
+    let connection_limits = server::ConnectionLimits {
+        max_connections: config.max_connections,
+        max_header_bytes: config.max_header_bytes,
+        header_read_timeout: config.header_read_timeout,
+        idle_timeout: config.idle_timeout,
     };
     Ok(Application {
         listener,
         metrics_listener,
         router: routes::router(state, limits),
+        open_connections: server::OpenConnections::new(connection_limits.max_connections),
+        connection_limits,
     })
 }
 
@@ -106,21 +118,23 @@ impl Application {
         self.metrics_listener.local_addr()
     }
 
+    /// The count of open API connections, as the `MAX_CONNECTIONS` cap sees it.
+    pub fn open_connections(&self) -> server::OpenConnections {
+        self.open_connections.clone()
+    }
+
     /// Serves until `shutdown`, then finishes the requests in flight.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        // TCP_NODELAY: a small response must not wait on Nagle's algorithm.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::warn!(%error, "cannot set TCP_NODELAY");
-            }
-        });
         // Metrics on a port of their own, so the public one serves none.
         let metrics = service_support::metrics::serve(self.metrics_listener, shutdown.clone());
-        let api = axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .into_future();
-        let (api, metrics) = tokio::join!(api, metrics);
-        api.context("HTTP server failed")?;
+        let api = server::serve(
+            self.listener,
+            self.router,
+            self.connection_limits,
+            self.open_connections,
+            shutdown,
+        );
+        let ((), metrics) = tokio::join!(api, metrics);
         metrics.context("metrics server failed")
     }
 }

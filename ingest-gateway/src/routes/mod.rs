@@ -2,6 +2,7 @@
 //! OpenAPI document generated from the same routes (so it cannot drift from them).
 
 mod admin;
+mod admission;
 mod health;
 mod readiness;
 mod transactions;
@@ -12,7 +13,6 @@ use std::time::Duration;
 use axum::{
     Router,
     body::Body,
-    error_handling::HandleErrorLayer,
     extract::{DefaultBodyLimit, Request},
     http::{HeaderName, HeaderValue, header},
     middleware::{self, Next},
@@ -20,9 +20,7 @@ use axum::{
     routing::get,
 };
 use payments_proto::request_id::KEY as REQUEST_ID_KEY;
-use tower::{
-    BoxError, ServiceBuilder, limit::GlobalConcurrencyLimitLayer, load_shed::LoadShedLayer,
-};
+use tower::ServiceBuilder;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
@@ -72,49 +70,55 @@ impl utoipa::Modify for BearerSchemes {
     }
 }
 
-/// What bounds the API routes' work.
+/// What bounds the API routes' work (see `admission.rs`).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Requests handled at once; more are shed with 503, never queued.
-    pub max_concurrent_requests: usize,
-    /// The most one request may take, body read included.
+    /// Webhooks handled at once (`MAX_CONCURRENT_REQUESTS`); more are shed with 503.
+    pub max_concurrent_webhooks: usize,
+    /// Reads (status, list, admin) handled at once (`MAX_CONCURRENT_READS`).
+    pub max_concurrent_reads: usize,
+    /// The most a permitted request may take (`REQUEST_TIMEOUT`).
     pub request_timeout: Duration,
+    /// The most a request's body may take to arrive (`BODY_READ_TIMEOUT`).
+    pub body_read_timeout: Duration,
 }
 
 fn documented_routes(
     state: &AppState,
     limits: &Limits,
 ) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    // Shedding applies to the routes that call the processor, not to `GET /` (a health
-    // check shed under load would get a busy replica killed) nor to the document.
-    //
-    // Order, outermost first: errors of the layers below become problem+json; `LoadShed`
-    // answers at once when the limit below it is not ready (instead of waiting for a
-    // permit); the concurrency limit is global, one semaphore shared by every route
-    // (a per-route `ConcurrencyLimitLayer` would give each route its own); the timeout
-    // counts from when the request holds a permit.
-    let overload = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(overload_error))
-        .layer(LoadShedLayer::new())
-        .layer(GlobalConcurrencyLimitLayer::new(
-            limits.max_concurrent_requests,
-        ))
-        .timeout(limits.request_timeout);
-    // Reads need one of API_TOKENS, checked before a permit is taken (an anonymous caller
-    // spends none); the admin routes check ADMIN_TOKEN themselves, and the webhook is
-    // authenticated by its signature.
-    let reads = transactions::router().layer(middleware::from_fn_with_state(
-        state.clone(),
-        crate::auth::require_read_token,
-    ));
-    let api = OpenApiRouter::new()
-        .merge(webhooks::router())
-        .merge(reads)
-        .merge(admin::router())
-        .layer(overload);
+    // Admission (body read, then a permit of the route's class, then the deadline) wraps
+    // the routes that call the processor, not `GET /` (a health check shed under load would
+    // get a busy replica killed) nor the document. Reads check their token first, outside
+    // admission, so an anonymous caller reads no body and spends no permit; the admin
+    // routes check ADMIN_TOKEN themselves, and the webhook is authenticated by its
+    // signature.
+    let class = |permits| {
+        middleware::from_fn_with_state(
+            admission::Admission::new(
+                permits,
+                limits.body_read_timeout,
+                state.max_body_bytes,
+                limits.request_timeout,
+            ),
+            admission::admit,
+        )
+    };
+    let reads = class(limits.max_concurrent_reads);
+    let webhooks = webhooks::router().layer(class(limits.max_concurrent_webhooks));
+    let transactions =
+        transactions::router()
+            .layer(reads.clone())
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                crate::auth::require_read_token,
+            ));
+    let admin = admin::router().layer(reads);
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
-        .merge(api)
+        .merge(webhooks)
+        .merge(transactions)
+        .merge(admin)
         .split_for_parts()
 }
 
@@ -161,18 +165,6 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                 ))
                 .layer(PropagateRequestIdLayer::new(request_id)),
         )
-}
-
-/// The overload layers' errors as our problems: shedding and timeouts are 503 with
-/// `Retry-After`.
-async fn overload_error(error: BoxError) -> ApiError {
-    if error.is::<tower::load_shed::error::Overloaded>() {
-        ApiError::Overloaded
-    } else if error.is::<tower::timeout::error::Elapsed>() {
-        ApiError::Unavailable("the request took longer than REQUEST_TIMEOUT".to_owned())
-    } else {
-        ApiError::Internal(format!("unexpected middleware error: {error}"))
-    }
 }
 
 /// Adds the request id to every problem+json body, wherever it was made (handler,

@@ -37,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 202, description = "Stored durably; processing follows in the background"),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, malformed, stale or wrong signature (only when a secret is configured)", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive within BODY_READ_TIMEOUT", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The same transaction_id came before with a different payload", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body larger than MAX_BODY_BYTES", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),

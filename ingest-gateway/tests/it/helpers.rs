@@ -19,6 +19,8 @@ pub struct Stack {
     pub processor: RunningProcessor,
     pub gateway_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    /// The gateway's open API connections, as its `MAX_CONNECTIONS` cap counts them.
+    pub connections: ingest_gateway::server::OpenConnections,
     gateway_shutdown: CancellationToken,
     gateway: JoinHandle<anyhow::Result<()>>,
     pub http: reqwest::Client,
@@ -47,6 +49,7 @@ impl Stack {
             processor,
             gateway_addr: gateway.addr,
             metrics_addr: gateway.metrics_addr,
+            connections: gateway.connections,
             gateway_shutdown: gateway.shutdown,
             gateway: gateway.task,
             http: authorized_client(),
@@ -125,6 +128,7 @@ pub fn authorized_client() -> reqwest::Client {
 pub struct RunningGateway {
     pub addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    pub connections: ingest_gateway::server::OpenConnections,
     pub shutdown: CancellationToken,
     pub task: JoinHandle<anyhow::Result<()>>,
 }
@@ -156,11 +160,13 @@ pub async fn start_gateway_with(processor_url: &str, settings: &[(&str, &str)]) 
         .expect("gateway builds");
     let addr = application.local_addr().expect("bound address");
     let metrics_addr = application.metrics_addr().expect("bound address");
+    let connections = application.open_connections();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(application.run_until_stopped(shutdown.clone()));
     RunningGateway {
         addr,
         metrics_addr,
+        connections,
         shutdown,
         task,
     }

@@ -14,6 +14,7 @@ mod python_service;
 mod schemathesis;
 mod signature_cost;
 mod signatures;
+mod slow_peers;
 mod startup;
 mod tls;
 mod transactions;

@@ -1,5 +1,6 @@
-//! Overload: past MAX_CONCURRENT_REQUESTS the gateway sheds at once with 503 problem+json
-//! and Retry-After, rather than queueing behind a slow processor.
+//! Overload: past MAX_CONCURRENT_REQUESTS (webhooks) or MAX_CONCURRENT_READS (reads) the
+//! gateway sheds at once with 503 problem+json and Retry-After, rather than queueing behind
+//! a slow processor; the two budgets are apart.
 #![allow(clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -121,6 +122,76 @@ async fn past_the_limit_requests_are_shed_at_once_with_503() {
         "not shed: waited for the deadline"
     );
 
+    shutdown.cancel();
+    gateway.await.expect("task").expect("gateway stops");
+}
+
+#[tokio::test]
+async fn reads_at_their_limit_take_no_permit_from_webhooks() {
+    let processor = black_hole().await;
+    let RunningGateway {
+        addr,
+        shutdown,
+        task: gateway,
+        ..
+    } = start_gateway_with(
+        &processor,
+        &[
+            ("MAX_CONCURRENT_READS", "2"),
+            ("MAX_CONCURRENT_REQUESTS", "2"),
+            ("PROCESSOR_TIMEOUT", "2s"),
+        ],
+    )
+    .await;
+    let http = crate::helpers::authorized_client();
+    // Two reads take both read permits and hang on the processor.
+    let mut holders = tokio::task::JoinSet::new();
+    for index in 0..2 {
+        let url = format!("http://{addr}/v1/transactions/held_{index}");
+        let http = http.clone();
+        holders.spawn(async move { http.get(url).send().await.map(|r| r.status()) });
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A third read is shed at once...
+    let read = http
+        .get(format!("http://{addr}/v1/transactions"))
+        .send()
+        .await
+        .expect("answer");
+    let problem = expect_problem(read, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(problem["type"], "urn:payment-webhooks:problem:overloaded");
+    // ...while webhooks still get permits of their own: they reach the (silent) processor
+    // and wait out its deadline instead of being shed.
+    let mut webhooks = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let (http, url) = (
+            http.clone(),
+            format!("http://{addr}/v1/webhooks/transactions"),
+        );
+        webhooks.spawn(async move {
+            let response = http
+                .post(url)
+                .json(&seed_webhook(&unique_id("beside-reads")))
+                .send()
+                .await
+                .expect("answer");
+            let problem: serde_json::Value = response.json().await.expect("problem");
+            problem["type"].as_str().map(str::to_owned)
+        });
+    }
+    while let Some(kind) = webhooks.join_next().await {
+        assert_eq!(
+            kind.expect("task").as_deref(),
+            Some("urn:payment-webhooks:problem:unavailable"),
+            "a webhook was shed by reads"
+        );
+    }
+    while let Some(status) = holders.join_next().await {
+        assert_eq!(
+            status.expect("task").expect("answer"),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
     shutdown.cancel();
     gateway.await.expect("task").expect("gateway stops");
 }

@@ -281,3 +281,31 @@ async fn a_razorpay_secret_with_a_trailing_newline_verifies() {
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn at_the_default_head_limit_a_flooded_header_never_reaches_the_verifier() {
+    let stack = Stack::start_with("30s", &[("STRIPE_WEBHOOK_SECRET", STRIPE_SECRET)]).await;
+    let now = chrono::Utc::now().timestamp();
+    let response = timeout(
+        FAST,
+        stack
+            .http
+            .post(stack.url("/v1/webhooks/transactions"))
+            .header("content-type", "application/json")
+            .header("stripe-signature", stripe_flood(now))
+            .body(seed_webhook(&unique_id("head-limit")).to_string())
+            .send(),
+    )
+    .await
+    .expect("answered within 5 s");
+    // The server refuses the head itself (MAX_HEADER_BYTES, 16 KiB), or resets the
+    // connection while the rest of it is still being sent.
+    if let Ok(response) = response {
+        assert_eq!(
+            response.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        );
+    }
+    assert_eq!(stack.setup.entries_ever_added().await, 0);
+    stack.stop().await;
+}
