@@ -6,6 +6,7 @@
 mod helpers;
 
 mod access;
+mod cloud_run;
 mod health;
 mod openapi;
 mod operations;
