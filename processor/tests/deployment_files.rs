@@ -1223,3 +1223,104 @@ fn local_set_ups_say_open_and_production_recipes_set_secrets() {
         );
     }
 }
+
+/// Cloud Run: the processor always has an instance with CPU, speaks h2c behind the front
+/// end, stops inside the platform's 10 s SIGKILL, and finds its CA files where the secret
+/// volumes put them; the gateway calls it over https.
+#[test]
+fn cloud_run_recipe_fits_the_platform() {
+    let service = |file: &str| -> Value {
+        serde_norway::from_str(&read(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+    };
+    let processor = service("deploy/cloud-run/processor.service.yaml");
+    let template = &processor["spec"]["template"];
+    let annotations = &template["metadata"]["annotations"];
+    assert_eq!(
+        annotations["autoscaling.knative.dev/minScale"].as_str(),
+        Some("1")
+    );
+    assert_eq!(
+        annotations["run.googleapis.com/cpu-throttling"].as_str(),
+        Some("false")
+    );
+    let container = &template["spec"]["containers"][0];
+    assert_eq!(
+        container["ports"][0]["name"].as_str(),
+        Some("h2c"),
+        "gRPC needs h2c"
+    );
+    let env: BTreeMap<String, String> = container["env"]
+        .as_sequence()
+        .expect("env")
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_owned(),
+                e["value"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let grace = env
+        .get("SHUTDOWN_GRACE")
+        .expect("SHUTDOWN_GRACE set for Cloud Run");
+    let config = processor::Config::from_lookup(|name| match name {
+        "SHUTDOWN_GRACE" => Some(grace.clone()),
+        "REDIS_URL" => Some("rediss://10.0.0.3:6378/0".to_owned()),
+        _ => env.get(name).cloned(),
+    })
+    .expect("the processor's Cloud Run settings are valid");
+    assert!(
+        config.shutdown_grace < std::time::Duration::from_secs(10),
+        "SHUTDOWN_GRACE must end before Cloud Run's SIGKILL, 10 s after SIGTERM"
+    );
+    let mounts: Vec<&str> = container["volumeMounts"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["mountPath"].as_str())
+        .collect();
+    for file in config.redis_tls.ca_file.iter() {
+        assert!(
+            mounts.iter().any(|mount| file.starts_with(mount)),
+            "REDIS_TLS_CA_FILE={} is on no mounted volume",
+            file.display()
+        );
+    }
+    let cloudsql = read("deploy/cloud-run/README.md");
+    let root_cert = cloudsql
+        .split("sslrootcert=")
+        .nth(1)
+        .and_then(|rest| rest.split(['\'', '`', ' ', '&']).next())
+        .expect("the README's DATABASE_URL names sslrootcert");
+    assert!(
+        mounts.iter().any(|mount| root_cert.starts_with(mount)),
+        "sslrootcert={root_cert} is on no mounted volume"
+    );
+
+    let gateway = service("deploy/cloud-run/gateway.service.yaml");
+    let gateway_env = &gateway["spec"]["template"]["spec"]["containers"][0]["env"];
+    let url = gateway_env
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"].as_str() == Some("PROCESSOR_URL"))
+        .and_then(|e| e["value"].as_str())
+        .expect("PROCESSOR_URL");
+    assert!(
+        url.starts_with("https://"),
+        "Cloud Run serves services over https: {url}"
+    );
+}
+
+/// Heroku's recipe scales both process types and claims nothing unproven.
+#[test]
+fn heroku_recipe_is_a_working_recipe() {
+    let recipe = read("deploy/heroku/README.md");
+    assert!(recipe.contains("heroku ps:scale web=1 worker=1"));
+    for file in deploy_files() {
+        assert!(
+            !read(&file).contains("not a working target"),
+            "{file} still disowns a target"
+        );
+    }
+}
