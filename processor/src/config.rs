@@ -22,6 +22,7 @@ pub const VARIABLES: &[&str] = &[
     "GRPC_ADDR",
     "PROCESSING_DELAY",
     "STREAM_KEY",
+    "STREAM_SHARDS",
     "CONSUMER_GROUP",
     "CONSUMER_NAME",
     "MAX_IN_FLIGHT",
@@ -81,6 +82,8 @@ pub struct Config {
     pub external_call_timeout: Duration,
     /// `STREAM_KEY`: the Redis Stream that carries transaction ids to process.
     pub stream_key: String,
+    /// `STREAM_SHARDS`: how many keys the stream is spread over (see `stream::shards`).
+    pub stream_shards: u32,
     /// `CONSUMER_GROUP`: the group all replicas read through.
     pub consumer_group: String,
     /// `CONSUMER_NAME`: this replica's name in the group.
@@ -203,6 +206,7 @@ impl Config {
                 &get("EXTERNAL_CALL_TIMEOUT", "30s"),
             )?,
             stream_key: non_empty("STREAM_KEY", get("STREAM_KEY", "transactions"))?,
+            stream_shards: parse_number("STREAM_SHARDS", &get("STREAM_SHARDS", "1"))?,
             consumer_group: non_empty("CONSUMER_GROUP", get("CONSUMER_GROUP", "processors"))?,
             consumer_name: match lookup("CONSUMER_NAME") {
                 Some(name) => non_empty("CONSUMER_NAME", name)?,
@@ -344,6 +348,7 @@ mod tests {
         assert_eq!(config.database_read_url, config.database_url);
         assert_eq!(config.read_statement_timeout, Duration::from_millis(500));
         assert_eq!(config.retention, None);
+        assert_eq!(config.stream_shards, 1);
         assert!(
             config
                 .consumer_name
@@ -381,6 +386,7 @@ mod tests {
             ("READ_STATEMENT_TIMEOUT", "0s"),
             ("RETENTION", "forever"),
             ("RETENTION", "0d"),
+            ("STREAM_SHARDS", "0"),
         ] {
             let error = config_with(&[(name, value)])
                 .err()

@@ -30,7 +30,7 @@ use external::{ExternalCall, HttpCall, SimulatedCall};
 use ingest::Ingestor;
 use outbox::Outbox;
 use processing::{Processing, RetryPolicy};
-use stream::{StreamNames, consumer::Consumer, publisher::Publisher};
+use stream::{consumer::Consumer, publisher::Publisher, shards::Shards};
 
 /// Longest a non-blocking Redis command may take before it counts as failed.
 const REDIS_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -42,7 +42,8 @@ pub struct Application {
     health: tonic_health::server::HealthReporter,
     monitor: monitor::Monitor,
     service: grpc::transaction_service::TransactionServiceImpl,
-    consumer: Consumer,
+    /// One per shard of the stream.
+    consumers: Vec<Consumer>,
     outbox: Outbox,
     retention: retention::Retention,
     /// Signalled when the stream had to be made anew: the outbox then publishes everything.
@@ -103,19 +104,13 @@ async fn assemble(
     // Neither client needs Redis to answer yet: each keeps connecting in the background.
     let redis = stream::connect(&config.redis_url, &config.redis_tls, REDIS_COMMAND_TIMEOUT)
         .context("REDIS_URL is not a usable Redis address")?;
-    // XREADGROUP BLOCK holds its connection, so the reader has its own client.
-    let reader = stream::connect(
-        &config.redis_url,
-        &config.redis_tls,
-        REDIS_COMMAND_TIMEOUT * 3,
-    )
-    .context("REDIS_URL is not a usable Redis address")?;
-    let names = StreamNames {
-        key: config.stream_key.clone(),
-        group: config.consumer_group.clone(),
-        consumer: config.consumer_name.clone(),
-    };
-    let publisher = Publisher::new(redis.clone(), config.stream_key.clone());
+    let shards = Shards::new(
+        &config.stream_key,
+        &config.dead_letter_stream_key,
+        config.stream_shards,
+    );
+    let names = shards.names(&config.consumer_group, &config.consumer_name);
+    let publisher = Publisher::new(redis.clone(), shards.clone());
     let stream_lost = Arc::new(tokio::sync::Notify::new());
     let external = match &config.external_call_url {
         Some(url) => ExternalCall::Http(Arc::new(
@@ -136,23 +131,34 @@ async fn assemble(
     };
     // An entry idle past a whole lease belongs to a consumer that stopped working on it.
     let claim_min_idle = external.longest() + config.lease_margin;
-    let consumer = Consumer {
-        reader,
-        batch_size: config.read_batch_size,
-        max_in_flight: config.max_in_flight,
-        claim_min_idle,
-        claim_interval: config.reconcile_interval,
-        stream_lost: stream_lost.clone(),
-        processing: Processing {
-            db: db.clone(),
-            redis: redis.clone(),
-            names: names.clone(),
-            dead_letter_key: config.dead_letter_stream_key.clone(),
-            external,
-            retry,
-            shutdown_grace: config.shutdown_grace,
-        },
-    };
+    // One consumer per shard, each with its share of MAX_IN_FLIGHT.
+    let max_in_flight = config.max_in_flight.div_ceil(names.len().max(1)).max(1);
+    let mut consumers = Vec::with_capacity(names.len());
+    for (index, shard) in (0..).zip(&names) {
+        consumers.push(Consumer {
+            // XREADGROUP BLOCK holds its connection, so each reader has its own client.
+            reader: stream::connect(
+                &config.redis_url,
+                &config.redis_tls,
+                REDIS_COMMAND_TIMEOUT * 3,
+            )
+            .context("REDIS_URL is not a usable Redis address")?,
+            batch_size: config.read_batch_size,
+            max_in_flight,
+            claim_min_idle,
+            claim_interval: config.reconcile_interval,
+            stream_lost: stream_lost.clone(),
+            processing: Processing {
+                db: db.clone(),
+                redis: redis.clone(),
+                names: shard.clone(),
+                dead_letter_key: shards.dead_letter_key(index),
+                external: external.clone(),
+                retry: retry.clone(),
+                shutdown_grace: config.shutdown_grace,
+            },
+        });
+    }
     let health = tonic_health::server::HealthReporter::new();
     let monitor = monitor::Monitor {
         db: db.clone(),
@@ -181,8 +187,10 @@ async fn assemble(
     let retention = retention::Retention {
         db: db.clone(),
         redis: redis.clone(),
-        names: names.clone(),
-        dead_letter_key: config.dead_letter_stream_key.clone(),
+        shards: (0..)
+            .zip(&names)
+            .map(|(index, shard)| (shard.clone(), shards.dead_letter_key(index)))
+            .collect(),
         keep: config.retention,
         // The same rule as claiming: past a whole lease, a consumer has stopped.
         consumer_idle_limit: claim_min_idle,
@@ -208,7 +216,7 @@ async fn assemble(
             reads,
             config.watch_poll_interval,
         ),
-        consumer,
+        consumers,
         outbox,
         retention,
         stream_lost,
@@ -227,10 +235,10 @@ impl Application {
 
     /// Serves gRPC and runs the consumer until `shutdown` is cancelled.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let consumer = tokio::spawn({
-            let (consumer, stream_lost, shutdown) =
-                (self.consumer, self.stream_lost, shutdown.clone());
-            async move {
+        let mut consumers = tokio::task::JoinSet::new();
+        for consumer in self.consumers {
+            let (stream_lost, shutdown) = (self.stream_lost.clone(), shutdown.clone());
+            consumers.spawn(async move {
                 let processing = &consumer.processing;
                 if startup::wait_for_stream_group(
                     &processing.redis,
@@ -242,8 +250,8 @@ impl Application {
                 {
                     consumer.run(shutdown).await;
                 }
-            }
-        });
+            });
+        }
         let outbox = tokio::spawn(self.outbox.run(shutdown.clone()));
         let retention = tokio::spawn(self.retention.run(shutdown.clone()));
         self.monitor.observe().await;
@@ -262,7 +270,9 @@ impl Application {
         .await;
         // Whatever ended first, stop the other too.
         shutdown.cancel();
-        consumer.await.context("consumer task panicked")?;
+        while let Some(finished) = consumers.join_next().await {
+            finished.context("consumer task panicked")?;
+        }
         outbox.await.context("outbox task panicked")?;
         retention.await.context("retention task panicked")?;
         monitor.await.context("monitor task panicked")?;

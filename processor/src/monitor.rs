@@ -29,7 +29,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Monitor {
     pub db: DatabaseConnection,
     pub redis: Client,
-    pub names: StreamNames,
+    /// Every shard of the stream; the gauges are their sums.
+    pub names: Vec<StreamNames>,
     pub health: HealthReporter,
     pub interval: Duration,
     /// Signalled when Redis answers again after a look found it down: the rows committed
@@ -83,17 +84,21 @@ impl Monitor {
     }
 
     async fn sample_stream(&self) {
-        if let Ok(length) = self.redis.xlen::<u64, _>(&self.names.key).await {
+        let (mut length, mut pending) = (Some(0_u64), Some(0_u64));
+        for names in &self.names {
+            let shard_length = self.redis.xlen::<u64, _>(&names.key).await.ok();
+            let summary: Result<Vec<fred::types::Value>, _> =
+                self.redis.xpending(&names.key, &names.group, ()).await;
+            let shard_pending = summary
+                .ok()
+                .and_then(|s| s.first().and_then(fred::types::Value::as_u64));
+            length = length.zip(shard_length).map(|(sum, n)| sum + n);
+            pending = pending.zip(shard_pending).map(|(sum, n)| sum + n);
+        }
+        if let Some(length) = length {
             ::metrics::gauge!(metrics::STREAM_LENGTH).set(length as f64);
         }
-        let summary: Result<Vec<fred::types::Value>, _> = self
-            .redis
-            .xpending(&self.names.key, &self.names.group, ())
-            .await;
-        if let Some(pending) = summary
-            .ok()
-            .and_then(|s| s.first().and_then(fred::types::Value::as_u64))
-        {
+        if let Some(pending) = pending {
             ::metrics::gauge!(metrics::STREAM_PENDING).set(pending as f64);
         }
     }

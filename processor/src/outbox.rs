@@ -31,7 +31,8 @@ pub struct Outbox {
     pub publisher: Publisher,
     /// To see whether the group has unread entries.
     pub redis: fred::prelude::Client,
-    pub names: StreamNames,
+    /// Every shard of the stream: the outbox waits while any has unread entries.
+    pub names: Vec<StreamNames>,
     pub republish_after: Duration,
     pub interval: Duration,
     /// Signalled when the stream or group had to be made anew (at start, or by the
@@ -76,14 +77,18 @@ impl Outbox {
 
     /// Whether this round should wait for the group to read the stream's backlog.
     async fn group_has_unread_entries(&self) -> bool {
-        match backlog::group_has_unread_entries(&self.redis, &self.names).await {
-            Ok(unread) => unread,
-            Err(error) => {
-                // A copy too many is harmless; a row never published is not.
-                tracing::debug!(%error, "cannot tell whether the group has unread entries; publishing");
-                false
+        for names in &self.names {
+            match backlog::group_has_unread_entries(&self.redis, names).await {
+                Ok(false) => {}
+                Ok(true) => return true,
+                Err(error) => {
+                    // A copy too many is harmless; a row never published is not.
+                    tracing::debug!(%error, "cannot tell whether the group has unread entries; publishing");
+                    return false;
+                }
             }
         }
+        false
     }
 
     /// Publishes every due transaction; returns how many.

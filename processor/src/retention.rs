@@ -49,8 +49,8 @@ return removed
 pub struct Retention {
     pub db: DatabaseConnection,
     pub redis: Client,
-    pub names: StreamNames,
-    pub dead_letter_key: String,
+    /// Every shard of the stream, with its dead-letter stream.
+    pub shards: Vec<(StreamNames, String)>,
     /// `RETENTION`; `None` keeps every row and dead letter.
     pub keep: Option<Duration>,
     /// A consumer idle this long with nothing pending has left the group.
@@ -75,12 +75,16 @@ impl Retention {
             if let Err(error) = self.delete_old_rows(keep, shutdown).await {
                 tracing::warn!(%error, "retention could not delete old transactions; retrying next round");
             }
-            if let Err(error) = self.trim_dead_letters(keep).await {
-                tracing::debug!(%error, "retention could not trim the dead-letter stream");
+            for (_, dead_letter_key) in &self.shards {
+                if let Err(error) = self.trim_dead_letters(dead_letter_key, keep).await {
+                    tracing::debug!(%error, "retention could not trim the dead-letter stream");
+                }
             }
         }
-        if let Err(error) = self.remove_departed_consumers().await {
-            tracing::debug!(%error, "retention could not look at the group's consumers");
+        for (names, _) in &self.shards {
+            if let Err(error) = self.remove_departed_consumers(names).await {
+                tracing::debug!(%error, "retention could not look at the group's consumers");
+            }
         }
     }
 
@@ -114,33 +118,37 @@ impl Retention {
     }
 
     /// `XTRIM MINID` at the horizon; returns the entries removed.
-    pub async fn trim_dead_letters(&self, keep: Duration) -> Result<u64, fred::error::Error> {
+    pub async fn trim_dead_letters(
+        &self,
+        dead_letter_key: &str,
+        keep: Duration,
+    ) -> Result<u64, fred::error::Error> {
         let horizon =
             Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::TimeDelta::MAX);
         let min_id = horizon.timestamp_millis().max(0).to_string();
         let removed: u64 = self
             .redis
-            .xtrim(
-                &self.dead_letter_key,
-                (XCapKind::MinID, XCapTrim::Exact, min_id),
-            )
+            .xtrim(dead_letter_key, (XCapKind::MinID, XCapTrim::Exact, min_id))
             .await?;
         ::metrics::counter!(RETENTION_REMOVED_TOTAL, "kind" => "dead_letters").increment(removed);
         Ok(removed)
     }
 
     /// Returns how many consumers were removed.
-    pub async fn remove_departed_consumers(&self) -> Result<u64, fred::error::Error> {
+    pub async fn remove_departed_consumers(
+        &self,
+        names: &StreamNames,
+    ) -> Result<u64, fred::error::Error> {
         let idle_ms = u64::try_from(self.consumer_idle_limit.as_millis()).unwrap_or(u64::MAX);
         let removed: u64 = self
             .redis
             .eval(
                 REMOVE_DEPARTED_CONSUMERS,
-                vec![self.names.key.clone()],
+                vec![names.key.clone()],
                 vec![
-                    self.names.group.clone(),
+                    names.group.clone(),
                     idle_ms.to_string(),
-                    self.names.consumer.clone(),
+                    names.consumer.clone(),
                 ],
             )
             .await?;

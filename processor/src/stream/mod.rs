@@ -1,6 +1,8 @@
-//! Work delivery through one Redis Stream and one consumer group.
+//! Work delivery through a Redis Stream (one, or `STREAM_SHARDS` of them: `shards`) and one
+//! consumer group.
 //!
-//! - Key `STREAM_KEY` (default `transactions`); each entry has the field `transaction_id`
+//! - Key `STREAM_KEY` (default `transactions`; with `STREAM_SHARDS` > 1, one key per shard,
+//!   see `shards`); each entry has the field `transaction_id`
 //!   and, when the webhook's request had one, `request_id` (for the logs). PostgreSQL stays the source of truth: an entry only says "look at
 //!   this id", so a lost or repeated entry can never change what a transaction is.
 //! - Group `CONSUMER_GROUP` (default `processors`), created at start with MKSTREAM from id
@@ -17,6 +19,7 @@ pub mod backlog;
 pub mod consumer;
 pub mod publisher;
 pub mod settle;
+pub mod shards;
 pub mod tls;
 
 use std::time::Duration;

@@ -2,17 +2,18 @@
 
 use fred::prelude::{Client, StreamsInterface};
 
-use super::{REQUEST_ID_FIELD, TRANSACTION_ID_FIELD};
+use super::{REQUEST_ID_FIELD, TRANSACTION_ID_FIELD, shards::Shards};
 
 #[derive(Clone)]
 pub struct Publisher {
     client: Client,
-    stream_key: String,
+    shards: Shards,
 }
 
 impl Publisher {
-    pub fn new(client: Client, stream_key: String) -> Self {
-        Self { client, stream_key }
+    /// Publishes each transaction to its shard (`shards`).
+    pub fn new(client: Client, shards: Shards) -> Self {
+        Self { client, shards }
     }
 
     /// Appends one entry for `transaction_id` and returns its stream id. The request id
@@ -27,7 +28,13 @@ impl Publisher {
             fields.push((REQUEST_ID_FIELD, request_id));
         }
         self.client
-            .xadd(&self.stream_key, false, None, "*", fields)
+            .xadd(
+                self.shards.stream_key_for(transaction_id),
+                false,
+                None,
+                "*",
+                fields,
+            )
             .await
     }
 
@@ -43,7 +50,13 @@ impl Publisher {
                 fields.push((REQUEST_ID_FIELD, request_id.as_str()));
             }
             let () = pipeline
-                .xadd(&self.stream_key, false, None, "*", fields)
+                .xadd(
+                    self.shards.stream_key_for(transaction_id),
+                    false,
+                    None,
+                    "*",
+                    fields,
+                )
                 .await?;
         }
         let _: Vec<fred::types::Value> = pipeline.all().await?;

@@ -7,8 +7,10 @@
 
 mod downstream;
 mod helpers;
+mod redis_cluster;
 mod senders;
 
+mod cluster;
 mod consumers;
 mod contention;
 mod external_calls;

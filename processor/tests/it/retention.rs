@@ -272,12 +272,14 @@ async fn dead_letters_are_trimmed_to_the_horizon_and_only_departed_idle_consumer
     let retention = Retention {
         db: setup.database().await,
         redis: redis.clone(),
-        names: processor::stream::StreamNames {
-            key: setup.stream_key.clone(),
-            group: setup.consumer_group.clone(),
-            consumer: setup.consumer_name.clone(),
-        },
-        dead_letter_key: dead_letter_key.clone(),
+        shards: vec![(
+            processor::stream::StreamNames {
+                key: setup.stream_key.clone(),
+                group: setup.consumer_group.clone(),
+                consumer: setup.consumer_name.clone(),
+            },
+            dead_letter_key.clone(),
+        )],
         keep: Some(Duration::from_secs(3_600)),
         consumer_idle_limit: Duration::from_secs(1),
         interval: Duration::from_secs(1),
