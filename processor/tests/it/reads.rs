@@ -18,11 +18,13 @@ use processor::{
     domain::Status,
     error::Error,
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryTrait, Statement};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, QueryTrait, Statement, TransactionTrait,
+};
 use tonic::Code;
 
 use crate::{
-    helpers::{Setup, create_database, request, unique_id},
+    helpers::{PostgresCluster, Setup, create_database, request, unique_id},
     stalling_proxy::StallingProxy,
 };
 
@@ -38,7 +40,7 @@ fn history_start() -> DateTime<Utc> {
 
 /// Fills the table as months of traffic leave it: appended in creation order, 2 % still
 /// PROCESSING, 1 % FAILED, the rest PROCESSED.
-async fn fill(db: &DatabaseConnection, rows: i64) {
+async fn fill(db: &impl ConnectionTrait, rows: i64) {
     db.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "INSERT INTO transactions (transaction_id, source_account, destination_account, amount,
@@ -103,9 +105,31 @@ fn in_order_and_filtered(page: &[processor::db::repository::StoredTransaction], 
     }
 }
 
+/// A PostgreSQL of the test's own that writes no WAL for a table filled in the transaction
+/// that created (here: truncated) it: millions of rows cost neither the shared server's
+/// disk and WAL nor minutes of the machine.
+async fn server_for_bulk_loads() -> PostgresCluster {
+    let cluster = PostgresCluster::start().await;
+    let admin = sea_orm::Database::connect(cluster.url("postgres"))
+        .await
+        .expect("connect to the cluster");
+    for setting in ["wal_level = minimal", "max_wal_senders = 0"] {
+        admin
+            .execute_unprepared(&format!("ALTER SYSTEM SET {setting}"))
+            .await
+            .expect("ALTER SYSTEM");
+    }
+    admin.close().await.ok();
+    cluster.stop_server();
+    cluster.start_server();
+    cluster.create_database("plans").await;
+    cluster
+}
+
 #[tokio::test]
 async fn every_filter_and_page_of_the_list_is_an_index_walk_at_millions_of_rows() {
-    let url = create_database().await;
+    let cluster = server_for_bulk_loads().await;
+    let url = cluster.url("plans");
     let db = db::connect(&url, 2).await.expect("connect");
     // The schema as it was before the list's indexes, filled, and then migrated: the
     // indexes are built on a table that is already big, as in a real upgrade.
@@ -120,7 +144,12 @@ async fn every_filter_and_page_of_the_list_is_an_index_walk_at_millions_of_rows(
     .await
     .expect("migrate to before the list indexes");
     let started = Instant::now();
-    fill(&db, ROWS).await;
+    let load = db.begin().await.expect("begin");
+    load.execute_unprepared("TRUNCATE transactions CASCADE")
+        .await
+        .expect("a new, unlogged-until-commit table file");
+    fill(&load, ROWS).await;
+    load.commit().await.expect("commit the fill");
     let filled = started.elapsed();
     migration::apply_pending(&url)
         .await
@@ -220,23 +249,8 @@ async fn every_filter_and_page_of_the_list_is_an_index_walk_at_millions_of_rows(
     }
     reads.close().await.ok();
     db.close().await.ok();
-    // Half a gigabyte: not left behind for scripts/test.sh to find.
-    drop_database(&url).await;
-}
-
-async fn drop_database(url: &str) {
-    let name = url
-        .rsplit_once('/')
-        .map(|(_, name)| name)
-        .expect("database name");
-    let admin = sea_orm::Database::connect(crate::helpers::admin_database_url())
-        .await
-        .expect("admin connection");
-    admin
-        .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-        .await
-        .expect("drop the filled database");
-    admin.close().await.ok();
+    // Dropping the cluster removes its half gigabyte.
+    drop(cluster);
 }
 
 #[tokio::test]
