@@ -200,7 +200,9 @@ fn without_exponent(value: &str) -> Option<String> {
     // The decimal point sits `point` digits into `digits` (negative: zeros before them).
     let point = i64::try_from(whole.len()).ok()? - i64::try_from(leading_zeros).ok()? + exponent;
     let length = i64::try_from(digits.len()).ok()?;
-    if point > i64::from(MAX_AMOUNT_INTEGER_DIGITS) + 1 || length - point > 40 {
+    // Past 40 digits either side no 96-bit decimal holds it; within, the plain text goes
+    // through the same checks as a number written without an exponent.
+    if point > 40 || length - point > 40 {
         return None;
     }
     let zeros = |count: i64| "0".repeat(usize::try_from(count).unwrap_or_default());
@@ -457,5 +459,48 @@ mod tests {
             fields(NewTransaction::parse(bad)),
             vec!["transaction_id", "source_account", "currency", "amount"]
         );
+    }
+
+    mod exponents {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// `digits` times ten to the `exponent`, written without an exponent by moving
+        /// the decimal point: the oracle the parser must agree with.
+        fn plain(digits: &str, exponent: i32) -> String {
+            let shift = usize::try_from(exponent.unsigned_abs()).unwrap_or_default();
+            if exponent >= 0 {
+                format!("{digits}{}", "0".repeat(shift))
+            } else if shift >= digits.len() {
+                format!("0.{}{digits}", "0".repeat(shift - digits.len()))
+            } else {
+                let (integer, fraction) = digits.split_at(digits.len() - shift);
+                format!("{integer}.{fraction}")
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn an_exponent_form_is_exactly_its_plain_number_or_refused(
+                digits in "[1-9][0-9]{0,35}",
+                exponent in -45i32..20,
+                currency in prop::sample::select(vec!["INR", "JPY", "KWD"]),
+            ) {
+                let currency = Currency::parse(currency).ok();
+                let with_exponent = Amount::parse(&format!("{digits}e{exponent}"), currency);
+                let without = Amount::parse(&plain(&digits, exponent), currency);
+                // The same value stored, or both refused naming the amount (the wording may
+                // differ: trailing zeros count against a 96-bit decimal's precision).
+                let field = |outcome: &Result<Amount, FieldViolation>| {
+                    outcome.as_ref().err().map(|violation| violation.field)
+                };
+                prop_assert_eq!(field(&with_exponent).or(field(&without)).unwrap_or("amount"), "amount");
+                prop_assert_eq!(
+                    with_exponent.ok().map(|a| a.value().normalize().to_string()),
+                    without.ok().map(|a| a.value().normalize().to_string())
+                );
+            }
+        }
     }
 }
