@@ -7,6 +7,7 @@ mod helpers;
 
 mod access;
 mod cloud_run;
+mod hang_ups;
 mod health;
 mod openapi;
 mod operations;
