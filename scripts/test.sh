@@ -23,7 +23,7 @@ fi
 export GRPCURL
 
 # schemathesis, for the test that fuzzes the gateway against its own OpenAPI document
-# (ingest-gateway/tests/it/schemathesis.rs). Pinned: its checks and data generation change
+# (end-to-end/tests/it/schemathesis.rs). Pinned: its checks and data generation change
 # between releases, and the test's seed only reproduces a run with the same version.
 SCHEMATHESIS_VERSION=4.32.5
 if [ -z "${SCHEMATHESIS:-}" ]; then

@@ -93,8 +93,8 @@ async fn up_applies_every_migration_on_an_empty_database() {
 
 #[tokio::test]
 async fn up_and_status_work_over_tls_with_a_verified_server() {
-    let ca = processor::testing::tls::TestCa::new("postgres test CA");
-    let cluster = processor::testing::PostgresCluster::start_tls(&ca).await;
+    let ca = test_support::tls::TestCa::new("postgres test CA");
+    let cluster = test_support::PostgresCluster::start_tls(&ca).await;
     cluster.create_database("webhooks").await;
     let url = format!(
         "postgres://postgres@localhost:{}/webhooks?sslmode=verify-full&sslrootcert={}",

@@ -15,8 +15,6 @@ pub mod processing;
 pub mod retention;
 pub mod startup;
 pub mod stream;
-#[cfg(feature = "test-support")]
-pub mod testing;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

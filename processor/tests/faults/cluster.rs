@@ -7,7 +7,10 @@
 use std::{collections::HashMap, time::Duration};
 
 use fred::prelude::{Client, KeysInterface, StreamsInterface};
-use processor::{stream::shards::Shards, testing::Setup};
+use processor::stream::shards::Shards;
+use test_support::Setup;
+
+use crate::helpers::StartProcessor;
 
 use crate::{
     helpers::{assert_each_accepted_finished_exactly_once, request, settle, unique_id},
@@ -27,8 +30,8 @@ fn sharded_setup(setup: &mut Setup, cluster: &RedisCluster) {
 
 fn shards_of(setup: &Setup) -> Shards {
     Shards::new(
-        &setup.stream_key,
-        &format!("{}:dead-letter", setup.stream_key),
+        setup.stream_key(),
+        &format!("{}:dead-letter", setup.stream_key()),
         SHARDS,
     )
 }

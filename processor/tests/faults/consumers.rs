@@ -15,8 +15,8 @@ async fn a_processor_killed_mid_delay_loses_nothing() {
     assert_eq!(accepted.len(), 300);
 
     // Wait until it holds them all mid-delay, then kill it without warning.
-    let redis_url = processor::testing::redis_url();
-    let all_read = processor::testing::eventually(Duration::from_secs(20), || async {
+    let redis_url = test_support::redis_url();
+    let all_read = test_support::eventually(Duration::from_secs(20), || async {
         pending(&setup, &redis_url).await == 300
     })
     .await;
@@ -83,9 +83,9 @@ async fn sigterm_lets_in_flight_work_finish_within_the_grace_period() {
     let setup = quick_setup().await;
     let processor = ProcessorProcess::start(&setup, "graceful").await;
     let accepted = ingest_many(&processor.client().await, "sigterm", 50).await;
-    let redis_url = processor::testing::redis_url();
+    let redis_url = test_support::redis_url();
     assert!(
-        processor::testing::eventually(Duration::from_secs(10), || async {
+        test_support::eventually(Duration::from_secs(10), || async {
             pending(&setup, &redis_url).await == 50
         })
         .await

@@ -34,13 +34,13 @@ async fn terminated_backends_are_answered_503_never_500_and_each_202_is_processe
     let processor = ProcessorProcess::start(&setup, "terminated").await;
     let gateway = Gateway::start(&processor.url(), &GATEWAY).await;
     let database = setup
-        .database_url
+        .database_url()
         .rsplit_once('/')
         .map(|(_, name)| name.to_owned())
         .expect("a database name");
 
     // Every 300 ms, every backend of the processor's database is terminated.
-    let admin = Database::connect(processor::testing::admin_database_url())
+    let admin = Database::connect(test_support::admin_database_url())
         .await
         .expect("admin connection");
     let stop = CancellationToken::new();

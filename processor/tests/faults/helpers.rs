@@ -10,15 +10,20 @@ use std::{
 };
 
 use payments_proto::v1::{self as pb, transaction_service_client::TransactionServiceClient};
-use processor::testing::{Setup, eventually};
+use test_support::{Setup, eventually};
 use tonic::transport::Channel;
 
-pub use processor::testing::{
+pub use test_support::{
     PostgresCluster, RedisServer, assert_each_accepted_finished_exactly_once, count_by_status,
     request, settle, unique_id,
 };
 
-pub use processor::testing::free_port;
+pub use test_support::free_port;
+
+#[path = "../shared/start_processor.rs"]
+mod start_processor;
+
+pub use start_processor::StartProcessor;
 
 fn log_file(name: &str) -> (File, PathBuf) {
     let path = std::env::temp_dir().join(format!(

@@ -71,7 +71,7 @@ async fn a_processor_started_without_postgres_waits_with_its_port_closed_then_se
     let mut processor = ProcessorProcess::spawn(&setup, "pg-later");
 
     // Without PostgreSQL: still running, trying again and saying why, and not listening.
-    let says_why = processor::testing::eventually(Duration::from_secs(15), || async {
+    let says_why = test_support::eventually(Duration::from_secs(15), || async {
         let log = processor.log_text();
         log.matches("PostgreSQL at DATABASE_URL is not usable yet")
             .count()

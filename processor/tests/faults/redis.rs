@@ -99,7 +99,7 @@ async fn a_processor_started_without_redis_accepts_webhooks_and_processes_them_o
                 .status()
         }
     };
-    let reported = processor::testing::eventually(Duration::from_secs(10), || async {
+    let reported = test_support::eventually(Duration::from_secs(10), || async {
         health("payments.v1.dependency.redis").await == ServingStatus::NotServing
             && health("").await == ServingStatus::Serving
     })

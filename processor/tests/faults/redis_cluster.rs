@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use processor::testing::{eventually, free_port};
+use test_support::{eventually, free_port};
 
 pub struct RedisCluster {
     nodes: Vec<(u16, Option<Child>)>,

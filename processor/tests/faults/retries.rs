@@ -53,7 +53,7 @@ async fn failing_ids_are_retried_then_failed_dead_lettered_and_redriven() {
 
     // The dead-letter stream names it, with its attempts and error.
     let redis = setup.redis().await;
-    let dead_letter_key = setup.config().dead_letter_stream_key;
+    let dead_letter_key = crate::helpers::StartProcessor::config(&setup).dead_letter_stream_key;
     let letters: Vec<(String, std::collections::HashMap<String, String>)> = redis
         .xrange_values(&dead_letter_key, "-", "+", None)
         .await
@@ -75,9 +75,7 @@ async fn failing_ids_are_retried_then_failed_dead_lettered_and_redriven() {
     // The external service recovers; the operator re-drives the FAILED one.
     drop(failing);
     let mut recovered = setup.clone();
-    recovered
-        .overrides
-        .retain(|(name, _)| *name != "SIMULATED_FAILURE_ID_PREFIX");
+    recovered.unset("SIMULATED_FAILURE_ID_PREFIX");
     let processor = ProcessorProcess::start(&recovered, "recovered").await;
     let client = processor.client().await;
     let redriven = client

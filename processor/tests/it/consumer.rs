@@ -10,8 +10,8 @@ use payments_proto::v1::{
 use sea_orm::ConnectionTrait;
 
 use crate::helpers::{
-    Setup, assert_each_accepted_finished_exactly_once, count_by_status, eventually, request,
-    unique_id,
+    Setup, StartProcessor, assert_each_accepted_finished_exactly_once, count_by_status, eventually,
+    request, unique_id,
 };
 
 #[tokio::test]
@@ -77,7 +77,7 @@ async fn a_redelivered_entry_changes_nothing() {
     let redis = setup.redis().await;
     let _: String = redis
         .xadd(
-            &setup.stream_key,
+            setup.stream_key(),
             false,
             None,
             "*",
@@ -87,7 +87,7 @@ async fn a_redelivered_entry_changes_nothing() {
         .expect("XADD");
     // Once acknowledged, the redelivered entry is gone from the group's pending list.
     let acked = eventually(Duration::from_secs(10), || async {
-        let length: u64 = redis.xlen(&setup.stream_key).await.expect("XLEN");
+        let length: u64 = redis.xlen(setup.stream_key()).await.expect("XLEN");
         setup.pending_count(&redis).await == 0 && length == 0
     })
     .await;
@@ -106,7 +106,7 @@ async fn a_redelivered_entry_changes_nothing() {
 #[tokio::test]
 async fn a_restarted_consumer_finishes_its_own_pending_entries() {
     let mut setup = Setup::new("1s").await;
-    setup.shutdown_grace = "0s";
+    setup.set("SHUTDOWN_GRACE", "0s");
     let processor = setup.start().await;
     let mut client = processor.client().await;
     let ids: Vec<String> = (0..20).map(|_| unique_id("restart")).collect();
@@ -151,9 +151,9 @@ async fn a_read_that_finds_nothing_is_empty_not_an_error() {
     let setup = Setup::new("1s").await;
     let redis = setup.redis().await;
     let names = StreamNames {
-        key: setup.stream_key.clone(),
-        group: setup.consumer_group.clone(),
-        consumer: setup.consumer_name.clone(),
+        key: setup.stream_key().to_owned(),
+        group: setup.consumer_group().to_owned(),
+        consumer: setup.consumer_name().to_owned(),
     };
     consumer::ensure_group(&redis, &names)
         .await

@@ -6,7 +6,7 @@ use payments_proto::v1::{self as pb, GetTransactionRequest, ingest_transaction_r
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::{Setup, request, unique_id};
+use crate::helpers::{Setup, StartProcessor, request, unique_id};
 
 fn violated_fields(status: &tonic::Status) -> Vec<String> {
     status
@@ -266,7 +266,7 @@ async fn a_batch_answers_each_item_on_its_own_in_order() {
     // Each stored transaction published once, with its webhook's request id.
     let redis = setup.redis().await;
     let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis
-        .xrange_values(&setup.stream_key, "-", "+", None)
+        .xrange_values(setup.stream_key(), "-", "+", None)
         .await
         .expect("XRANGE");
     let mut published: Vec<(String, Option<String>)> = entries

@@ -6,9 +6,9 @@
 use std::process::{Command, Output};
 
 use payments_proto::v1::transaction_service_client::TransactionServiceClient;
-use processor::testing::tls::{CertFiles, TestCa};
+use test_support::tls::{CertFiles, TestCa};
 
-use crate::helpers::{RunningProcessor, Setup, request};
+use crate::helpers::{RunningProcessor, Setup, StartProcessor, request};
 
 /// Every `grpcurl …` command of the README, continuation lines joined.
 fn readme_commands() -> Vec<String> {

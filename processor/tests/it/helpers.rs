@@ -1,1 +1,7 @@
-pub use processor::testing::*;
+//! The shared fixtures, and this crate's processor started from a test's `Setup`.
+
+#[path = "../shared/start_processor.rs"]
+mod start_processor;
+
+pub use start_processor::StartProcessor;
+pub use test_support::*;

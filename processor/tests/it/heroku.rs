@@ -13,9 +13,9 @@ use std::{
     time::Duration,
 };
 
-use processor::testing::{PostgresCluster, RedisServer, free_port, tls::TestCa};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
+use test_support::{PostgresCluster, RedisServer, free_port, tls::TestCa};
 
 use crate::helpers::{eventually, unique_id};
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use payments_proto::v1::transaction_service_client::TransactionServiceClient;
 
-use crate::helpers::{Setup, count_by_status, eventually, request, unique_id};
+use crate::helpers::{Setup, StartProcessor, count_by_status, eventually, request, unique_id};
 
 #[tokio::test]
 async fn concurrent_duplicates_make_one_row_and_one_publication() {

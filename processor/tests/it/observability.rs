@@ -5,7 +5,7 @@ use std::{collections::HashSet, time::Duration};
 use payments_proto::v1::{self as pb, ListTransactionsRequest, WatchTransactionRequest};
 use tonic::Code;
 
-use crate::helpers::{Setup, count_by_status, eventually, request, unique_id};
+use crate::helpers::{Setup, StartProcessor, count_by_status, eventually, request, unique_id};
 
 #[tokio::test]
 async fn list_pages_through_250_transactions_newest_first_without_gap_or_repeat() {

@@ -6,7 +6,7 @@ use std::{collections::HashMap, time::Duration};
 use fred::{prelude::StreamsInterface, types::Value};
 use sea_orm::ConnectionTrait;
 
-use crate::helpers::{Setup, count_by_status, eventually, request, unique_id};
+use crate::helpers::{Setup, StartProcessor, count_by_status, eventually, request, unique_id};
 
 /// A processor whose outbox looks every 200 ms and republishes after 1 s.
 async fn quick_outbox(delay: &'static str) -> Setup {
@@ -44,7 +44,7 @@ async fn a_committed_transaction_never_published_is_published_and_processed() {
 async fn transactions_waiting_unread_in_the_stream_are_not_published_again() {
     let mut setup = quick_outbox("60s").await;
     // The consumer holds 5 in their delay and leaves the rest unread in the stream.
-    setup.max_in_flight = "5";
+    setup.set("MAX_IN_FLIGHT", "5");
     let processor = setup.start().await;
     let mut client = processor.client().await;
     for n in 0..20 {
@@ -59,14 +59,13 @@ async fn transactions_waiting_unread_in_the_stream_are_not_published_again() {
 
     let redis = setup.redis().await;
     let groups: Vec<HashMap<String, Value>> = redis
-        .xinfo_groups(&setup.stream_key)
+        .xinfo_groups(setup.stream_key())
         .await
         .expect("XINFO GROUPS");
     let lag = groups
         .iter()
         .find(|group| {
-            group.get("name").and_then(Value::as_string).as_deref()
-                == Some(setup.consumer_group.as_str())
+            group.get("name").and_then(Value::as_string).as_deref() == Some(setup.consumer_group())
         })
         .and_then(|group| group.get("lag"))
         .and_then(Value::as_i64)

@@ -7,11 +7,11 @@ use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, TimeZone, Utc};
 use payments_proto::v1 as pb;
-use processor::testing::python_service::{self, OldRow};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use test_support::python_service::{self, OldRow};
 use tokio::net::TcpListener;
 
-use crate::helpers::{Setup, create_database, settle, successful_attempts};
+use crate::helpers::{Setup, StartProcessor, create_database, settle, successful_attempts};
 
 fn at(seconds: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_761_906_600 + seconds, 0)
@@ -76,7 +76,7 @@ async fn the_processor_adopts_the_python_service_table_with_every_row_exact() {
             at(60 + i64::from(n)),
         ));
     }
-    python_service::create(&setup.database_url, &rows).await;
+    python_service::create(setup.database_url(), &rows).await;
     let expected: HashMap<&str, &str> = [
         ("py_processed", "1500.00"),
         ("py_failed", "99.99"),
@@ -193,7 +193,7 @@ async fn rows_that_cannot_be_kept_exactly_are_reported_by_id_and_nothing_changes
         OldRow::new("py_lower_case", 10.0, "inr", "PROCESSED", at(7)),
         OldRow::new("py_pending", 10.0, "INR", "PENDING", at(8)),
     ];
-    let db = python_service::create(&setup.database_url, &rows).await;
+    let db = python_service::create(setup.database_url(), &rows).await;
     let before = python_service::snapshot(&db).await;
 
     let message = start_refused(&setup).await;
@@ -239,7 +239,7 @@ async fn rows_that_cannot_be_kept_exactly_are_reported_by_id_and_nothing_changes
     assert!(!migrations_table_exists(&db).await);
 
     // `migration up` applies them the same way: refused alike, nothing changed.
-    let refused = migration::apply_pending(&setup.database_url)
+    let refused = migration::apply_pending(setup.database_url())
         .await
         .expect_err("refused");
     assert!(refused.to_string().contains("py_fils"), "{refused}");
@@ -320,7 +320,7 @@ async fn a_transactions_table_of_another_shape_is_refused_with_what_differs() {
 async fn a_python_table_that_others_depend_on_is_refused() {
     let setup = Setup::new("300ms").await;
     let db = python_service::create(
-        &setup.database_url,
+        setup.database_url(),
         &[OldRow::new("py_refunded", 10.0, "INR", "PROCESSED", at(0))],
     )
     .await;
@@ -364,9 +364,9 @@ async fn replicas_starting_together_adopt_the_table_once() {
             )
         })
         .collect();
-    python_service::create(&setup.database_url, &rows).await;
+    python_service::create(setup.database_url(), &rows).await;
     let mut second = setup.clone();
-    second.consumer_name = format!("{}-second", setup.consumer_name);
+    second.set("CONSUMER_NAME", format!("{}-second", setup.consumer_name()));
 
     // The advisory lock lets one adopt; the other then finds the migrations applied.
     let (first, second) = tokio::join!(setup.start(), second.start());
@@ -403,7 +403,7 @@ async fn replicas_starting_together_adopt_the_table_once() {
 async fn this_services_own_table_without_its_migration_records_is_named_as_such() {
     let setup = Setup::new("300ms").await;
     let db = setup.database().await;
-    migration::apply_pending(&setup.database_url)
+    migration::apply_pending(setup.database_url())
         .await
         .expect("migrate");
     db.execute_unprepared("DROP TABLE seaql_migrations")

@@ -24,7 +24,7 @@ use sea_orm::{
 use tonic::Code;
 
 use crate::{
-    helpers::{PostgresCluster, Setup, create_database, request, unique_id},
+    helpers::{PostgresCluster, Setup, StartProcessor, create_database, request, unique_id},
     stalling_proxy::StallingProxy,
 };
 
@@ -306,7 +306,7 @@ fn via(url: &str, addr: std::net::SocketAddr) -> String {
 async fn stuck_reads_hold_no_connection_that_ingest_needs() {
     let mut setup = Setup::new("100ms").await;
     let host_and_port = setup
-        .database_url
+        .database_url()
         .split_once('@')
         .and_then(|(_, rest)| rest.split_once('/'))
         .map(|(host_and_port, _)| host_and_port.to_owned())
@@ -318,7 +318,7 @@ async fn stuck_reads_hold_no_connection_that_ingest_needs() {
         .expect("an address");
     let proxy = StallingProxy::start(upstream).await;
     setup
-        .set("DATABASE_READ_URL", via(&setup.database_url, proxy.addr))
+        .set("DATABASE_READ_URL", via(setup.database_url(), proxy.addr))
         .set("DATABASE_READ_MAX_CONNECTIONS", "2")
         // Fewer write connections than there will be stuck reads: were reads on this pool,
         // ingest would find none free.

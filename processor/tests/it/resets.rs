@@ -6,7 +6,7 @@ use h2::Reason;
 use tokio::net::TcpStream;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::helpers::Setup;
+use crate::helpers::{Setup, StartProcessor};
 
 /// Far more than `payments_proto::limits::MAX_CALLS_IN_FLIGHT`, sent in one burst.
 const FLOOD: usize = 200;

@@ -10,7 +10,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    helpers::{Setup, eventually, request, unique_id},
+    helpers::{Setup, StartProcessor, eventually, request, unique_id},
     observability::metric,
 };
 
@@ -77,7 +77,7 @@ async fn retention_deletes_exactly_the_finished_rows_older_than_the_horizon() {
         .set("RETENTION", "1h")
         .set("RECONCILE_INTERVAL", "200ms");
     // The rows go in before the processor (and its retention) runs.
-    migration::apply_pending(&setup.database_url)
+    migration::apply_pending(setup.database_url())
         .await
         .expect("migrate");
     let db = setup.database().await;
@@ -181,7 +181,7 @@ async fn retention_deletes_exactly_the_finished_rows_older_than_the_horizon() {
 /// none).
 async fn add_consumer(redis: &Client, setup: &Setup, consumer: &str) {
     let _: i64 = redis
-        .xgroup_createconsumer(&setup.stream_key, &setup.consumer_group, consumer)
+        .xgroup_createconsumer(setup.stream_key(), setup.consumer_group(), consumer)
         .await
         .expect("XGROUP CREATECONSUMER");
 }
@@ -190,12 +190,12 @@ async fn add_consumer(redis: &Client, setup: &Setup, consumer: &str) {
 async fn read_one(redis: &Client, setup: &Setup, consumer: &str) {
     let _: fred::types::Value = redis
         .xreadgroup(
-            &setup.consumer_group,
+            setup.consumer_group(),
             consumer,
             Some(1),
             None,
             false,
-            &setup.stream_key,
+            setup.stream_key(),
             ">",
         )
         .await
@@ -204,7 +204,7 @@ async fn read_one(redis: &Client, setup: &Setup, consumer: &str) {
 
 async fn consumers(redis: &Client, setup: &Setup) -> BTreeSet<String> {
     let infos: Vec<std::collections::HashMap<String, fred::types::Value>> = redis
-        .xinfo_consumers(&setup.stream_key, &setup.consumer_group)
+        .xinfo_consumers(setup.stream_key(), setup.consumer_group())
         .await
         .expect("XINFO CONSUMERS");
     infos
@@ -217,7 +217,7 @@ async fn consumers(redis: &Client, setup: &Setup) -> BTreeSet<String> {
 async fn dead_letters_are_trimmed_to_the_horizon_and_only_departed_idle_consumers_go() {
     let setup = Setup::new("100ms").await;
     let redis = setup.redis().await;
-    let dead_letter_key = format!("{}:dead-letter", setup.stream_key);
+    let dead_letter_key = format!("{}:dead-letter", setup.stream_key());
     let hour_ms = 3_600_000_i64;
     let now_ms = chrono::Utc::now().timestamp_millis();
     for (id, transaction_id) in [
@@ -248,14 +248,14 @@ async fn dead_letters_are_trimmed_to_the_horizon_and_only_departed_idle_consumer
         .expect("XADD dead letter");
 
     let _: () = redis
-        .xgroup_create(&setup.stream_key, &setup.consumer_group, "0", true)
+        .xgroup_create(setup.stream_key(), setup.consumer_group(), "0", true)
         .await
         .expect("XGROUP CREATE");
     // Left with nothing pending; crashed with an entry pending; this replica itself.
     add_consumer(&redis, &setup, "departed").await;
     let _: String = redis
         .xadd(
-            &setup.stream_key,
+            setup.stream_key(),
             false,
             None,
             "*",
@@ -264,7 +264,7 @@ async fn dead_letters_are_trimmed_to_the_horizon_and_only_departed_idle_consumer
         .await
         .expect("XADD");
     read_one(&redis, &setup, "crashed").await;
-    add_consumer(&redis, &setup, &setup.consumer_name).await;
+    add_consumer(&redis, &setup, setup.consumer_name()).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     // Idle with nothing pending too, but it has just read: live.
     add_consumer(&redis, &setup, "live").await;
@@ -274,9 +274,9 @@ async fn dead_letters_are_trimmed_to_the_horizon_and_only_departed_idle_consumer
         redis: redis.clone(),
         shards: vec![(
             processor::stream::StreamNames {
-                key: setup.stream_key.clone(),
-                group: setup.consumer_group.clone(),
-                consumer: setup.consumer_name.clone(),
+                key: setup.stream_key().to_owned(),
+                group: setup.consumer_group().to_owned(),
+                consumer: setup.consumer_name().to_owned(),
             },
             dead_letter_key.clone(),
         )],
@@ -296,7 +296,7 @@ async fn dead_letters_are_trimmed_to_the_horizon_and_only_departed_idle_consumer
         .collect();
     assert_eq!(left, ["failed_30m_ago", "failed_now"]);
 
-    let expected: BTreeSet<String> = ["crashed", "live", setup.consumer_name.as_str()]
+    let expected: BTreeSet<String> = ["crashed", "live", setup.consumer_name()]
         .into_iter()
         .map(str::to_owned)
         .collect();

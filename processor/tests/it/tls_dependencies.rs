@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use processor::testing::{PostgresCluster, RedisServer, tls::TestCa};
+use test_support::{PostgresCluster, RedisServer, tls::TestCa};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::helpers::{Setup, count_by_status, eventually, request, unique_id};
+use crate::helpers::{Setup, StartProcessor, count_by_status, eventually, request, unique_id};
 
 /// Ingests `count` transactions and waits until each is PROCESSED.
 async fn ingests_and_processes(setup: &Setup, count: usize) {
@@ -99,9 +99,12 @@ async fn postgres_over_tls_with_each_sslmode() {
         cluster.create_database(&name).await;
         let mut setup = Setup::new("200ms").await;
         // localhost: the name on the server's certificate, which verify-full checks.
-        setup.database_url = format!(
-            "postgres://postgres@localhost:{}/{name}?{mode}",
-            cluster.port
+        setup.set(
+            "DATABASE_URL",
+            format!(
+                "postgres://postgres@localhost:{}/{name}?{mode}",
+                cluster.port
+            ),
         );
         ingests_and_processes(&setup, 2).await;
     }

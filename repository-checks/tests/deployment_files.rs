@@ -35,7 +35,7 @@ const DEBIAN_BASE_PROGRAMS: &[&str] = &["bash", "sh", "cat", "test", "true"];
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("the workspace holds processor/")
+        .expect("the workspace holds repository-checks/")
         .to_path_buf()
 }
 

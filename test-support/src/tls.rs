@@ -112,3 +112,28 @@ impl Drop for TestCa {
         let _ = std::fs::remove_dir_all(&self.directory);
     }
 }
+
+/// A Redis client configuration for `url` that trusts `ca_file` (when the URL is
+/// `rediss://`; the system's roots are never consulted: test servers use a test CA).
+pub fn redis_client_config(url: &str, ca_file: Option<&std::path::Path>) -> fred::prelude::Config {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut config = fred::prelude::Config::from_url(url).expect("a Redis URL");
+    if config.tls.is_some() {
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(file) = ca_file {
+            for certificate in CertificateDer::pem_file_iter(file).expect("the test CA file") {
+                roots
+                    .add(certificate.expect("a PEM certificate"))
+                    .expect("a usable CA");
+            }
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.tls = Some(fred::types::config::TlsConnector::from(client).into());
+    }
+    config
+}

@@ -1,4 +1,6 @@
 //! The real binary refuses a setting that does not parse, before it listens.
+// A test binary: a call that fails panics, and that is the failure report.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::process::Command;
 

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use processor::testing::{RedisServer, Setup};
 use reqwest::StatusCode;
 use serde_json::Value;
+use test_support::{RedisServer, Setup};
 
 use crate::helpers::{
     RunningGateway, Stack, expect_problem, problem_fields, seed_webhook, start_gateway_with,
@@ -37,7 +37,7 @@ async fn readyz_stays_ready_without_redis_and_names_it_degraded() {
     // Without Redis, webhooks are still accepted (committed, published later): ready,
     // with the stream named as degraded.
     redis.stop();
-    let degraded = processor::testing::eventually(Duration::from_secs(15), || async {
+    let degraded = test_support::eventually(Duration::from_secs(15), || async {
         readyz().await
             == (
                 StatusCode::OK,
@@ -56,7 +56,7 @@ async fn readyz_stays_ready_without_redis_and_names_it_degraded() {
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
 
     redis.restart().await;
-    let back = processor::testing::eventually(Duration::from_secs(20), || async {
+    let back = test_support::eventually(Duration::from_secs(20), || async {
         readyz().await.1["degraded"] == serde_json::json!([])
     })
     .await;
@@ -66,7 +66,7 @@ async fn readyz_stays_ready_without_redis_and_names_it_degraded() {
 
 #[tokio::test]
 async fn readyz_names_postgres_when_it_stops_and_recovers_when_it_returns() {
-    use processor::testing::PostgresCluster;
+    use test_support::PostgresCluster;
 
     let cluster = PostgresCluster::start().await;
     cluster.create_database("webhooks").await;
@@ -99,7 +99,7 @@ async fn readyz_names_postgres_when_it_stops_and_recovers_when_it_returns() {
     assert_eq!(problem_fields(&down), vec!["postgres"], "{down}");
 
     cluster.start_server();
-    let back = processor::testing::eventually(Duration::from_secs(30), || async {
+    let back = test_support::eventually(Duration::from_secs(30), || async {
         readyz().await.status() == StatusCode::OK
     })
     .await;
@@ -109,7 +109,7 @@ async fn readyz_names_postgres_when_it_stops_and_recovers_when_it_returns() {
 
 #[tokio::test]
 async fn an_unreachable_processor_is_503_with_retry_after_never_a_hang() {
-    let port = processor::testing::free_port();
+    let port = test_support::free_port();
     let RunningGateway {
         addr,
         shutdown,

@@ -13,8 +13,8 @@ use std::{
     time::Duration,
 };
 
-use processor::testing::Setup;
 use reqwest::StatusCode;
+use test_support::Setup;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -145,7 +145,7 @@ async fn answers(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_hanging_up_in_numbers_reset_no_stream_to_the_processor() {
     let setup = Setup::new("30s").await;
-    let processor = setup.start().await;
+    let processor = crate::helpers::start_processor(&setup).await;
     let (relay_addr, seen, hold) = relay(processor.addr).await;
     let gateway = start_gateway_with(&format!("http://{relay_addr}"), &[]).await;
     let base = format!("http://{}", gateway.addr);

@@ -3,13 +3,13 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use processor::testing::{RunningProcessor, Setup};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
+use test_support::{RunningProcessor, Setup};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-pub use processor::testing::{count_by_status, unique_id};
+pub use test_support::{count_by_status, unique_id};
 
 /// The token every stack's client sends (`API_TOKENS` of the test gateways).
 pub const API_TOKEN: &str = "test-api-token-0123456789abcdef0123";
@@ -42,7 +42,7 @@ impl Stack {
         // The gateway's metrics recorder first: metrics are process-wide, and tests read
         // the gateway's /metrics.
         ingest_gateway::metrics::handle();
-        let processor = setup.start().await;
+        let processor = start_processor(&setup).await;
         let gateway = start_gateway_with(&processor.url(), gateway_settings).await;
         Self {
             setup,
@@ -131,6 +131,41 @@ pub struct RunningGateway {
     pub connections: ingest_gateway::server::OpenConnections,
     pub shutdown: CancellationToken,
     pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// The real processor `setup` describes, in this process on ephemeral ports.
+pub async fn start_processor(setup: &Setup) -> RunningProcessor {
+    let config =
+        processor::Config::from_lookup(service_support::settings::from_pairs(&setup.environment()))
+            .expect("valid test configuration");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let metrics_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let application = processor::build_with_listeners(config, listener, metrics_listener)
+        .await
+        .expect("processor starts");
+    let addr = application.grpc_addr().expect("bound address");
+    let metrics_addr = application.metrics_addr().expect("bound address");
+    RunningProcessor::spawn(addr, metrics_addr, |shutdown| {
+        application.run_until_stopped(shutdown)
+    })
+}
+
+/// The gateway binary cargo built beside this test (as assert_cmd's `cargo_bin` finds
+/// it: `CARGO_BIN_EXE_*` names only a test's own package's binaries). `cargo test
+/// --workspace` builds it, for the gateway's own `tests/startup.rs`.
+pub fn gateway_binary() -> std::path::PathBuf {
+    let test = std::env::current_exe().expect("this test's path");
+    let profile = test
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let binary = profile.join("ingest-gateway");
+    assert!(
+        binary.exists(),
+        "{} is not built: run cargo build -p ingest-gateway (cargo test --workspace builds it)",
+        binary.display()
+    );
+    binary
 }
 
 /// A gateway alone (its processor calls go to `processor_url`), with `settings` added to

@@ -11,9 +11,9 @@ use std::{
     time::Duration,
 };
 
-use processor::testing::{Setup, count_by_status, eventually, free_port, tls::TestCa};
 use reqwest::StatusCode;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use test_support::{Setup, count_by_status, eventually, free_port, tls::TestCa};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::LazyConfigAcceptor;
 
@@ -87,7 +87,7 @@ impl Drop for Gateway {
 /// The gateway binary, with `SSL_CERT_FILE` as its system roots when given.
 async fn gateway(processor_url: &str, system_roots: Option<&std::path::Path>) -> Gateway {
     let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ingest-gateway"));
+    let mut command = Command::new(crate::helpers::gateway_binary());
     command
         .env_clear()
         .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
@@ -130,7 +130,7 @@ async fn post_webhook(gateway: &Gateway, id: &str) -> StatusCode {
 async fn the_gateway_reaches_an_https_processor_by_its_host_name_with_the_system_roots() {
     let ca = TestCa::new("the platform's CA");
     let setup = Setup::new("500ms").await;
-    let processor = setup.start().await;
+    let processor = crate::helpers::start_processor(&setup).await;
     let (front, handshakes) = front_end(&ca, processor.addr).await;
     let url = format!("https://{SERVICE_HOST}:{}", front.port());
 

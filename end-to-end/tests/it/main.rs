@@ -17,7 +17,6 @@ mod schemathesis;
 mod signature_cost;
 mod signatures;
 mod slow_peers;
-mod startup;
 mod tls;
 mod transactions;
 mod validation;

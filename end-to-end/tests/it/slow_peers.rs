@@ -114,7 +114,7 @@ async fn hundreds_of_slowloris_and_slow_body_sockets_are_cut_and_real_webhooks_a
         });
     }
     // All of them connected and held (each trickling), then real webhooks beside them.
-    let held = processor::testing::eventually(Duration::from_secs(10), || async {
+    let held = test_support::eventually(Duration::from_secs(10), || async {
         stack.connections.count() >= 250
     })
     .await;
@@ -164,7 +164,7 @@ async fn hundreds_of_slowloris_and_slow_body_sockets_are_cut_and_real_webhooks_a
     }
     assert_eq!((slowloris_cut, bodies_cut), (150, 150));
     // Their connections are gone (the client's own pooled ones may remain).
-    let released = processor::testing::eventually(Duration::from_secs(10), || async {
+    let released = test_support::eventually(Duration::from_secs(10), || async {
         stack.connections.count() <= 16
     })
     .await;
@@ -194,7 +194,7 @@ async fn past_max_connections_a_new_one_is_closed_at_once_and_the_cap_frees_at_t
     for _ in 0..20 {
         silent.push(TcpStream::connect(addr).await.expect("connect"));
     }
-    let full = processor::testing::eventually(Duration::from_secs(5), || async {
+    let full = test_support::eventually(Duration::from_secs(5), || async {
         stack.connections.count() == 20
     })
     .await;

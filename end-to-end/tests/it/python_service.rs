@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use processor::testing::{
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use test_support::{
     Setup,
     python_service::{self, OldRow},
     successful_attempts,
 };
-use reqwest::StatusCode;
-use serde_json::{Value, json};
 
 use crate::helpers::{Stack, expect_problem, problem_fields, unique_id};
 
@@ -47,7 +47,7 @@ async fn an_old_client_keeps_working_on_the_adopted_database() {
         OldRow::new("py_noise", 0.1 + 0.2, "INR", "PROCESSING", created),
         OldRow::new("py_yen", 1500.0, "JPY", "PROCESSING", created),
     ];
-    python_service::create(&setup.database_url, &rows).await;
+    python_service::create(setup.database_url(), &rows).await;
     let stack = Stack::start_with_setup(setup, &[]).await;
 
     // The old answers' fields and values, read the way an old client reads them.

@@ -7,9 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use processor::testing::Setup;
 use reqwest::StatusCode;
 use serde_json::Value;
+use test_support::Setup;
 
 use crate::helpers::{API_TOKEN, Stack, unique_id};
 

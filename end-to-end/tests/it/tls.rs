@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use processor::testing::{Setup, tls::TestCa};
 use reqwest::StatusCode;
+use test_support::{Setup, tls::TestCa};
 
 use crate::helpers::{
     API_TOKEN, count_by_status, expect_problem, seed_webhook, start_gateway_with, unique_id,
@@ -24,7 +24,7 @@ async fn the_gateway_ingests_over_mutual_tls_and_is_refused_without_its_certific
         .set("GRPC_TLS_CERT_FILE", path(&server.cert_file))
         .set("GRPC_TLS_KEY_FILE", path(&server.key_file))
         .set("GRPC_TLS_CLIENT_CA_FILE", path(&ca.ca_file));
-    let processor = setup.start().await;
+    let processor = crate::helpers::start_processor(&setup).await;
     let https_url = format!("https://localhost:{}", processor.addr.port());
     let (ca_file, cert_file, key_file) = (
         path(&ca.ca_file),
@@ -61,7 +61,7 @@ async fn the_gateway_ingests_over_mutual_tls_and_is_refused_without_its_certific
         .unwrap();
     assert_eq!(status.status(), StatusCode::OK);
     let db = setup.database().await;
-    let processed = processor::testing::eventually(Duration::from_secs(20), || async {
+    let processed = test_support::eventually(Duration::from_secs(20), || async {
         count_by_status(&db, "PROCESSED").await == 1
     })
     .await;
