@@ -136,16 +136,6 @@ impl Verifier {
         })
     }
 
-    /// No scheme configured: nothing is checked.
-    pub fn disabled() -> Self {
-        Self {
-            razorpay: None,
-            standard_webhooks: None,
-            stripe: None,
-            tolerance: Duration::from_secs(300),
-        }
-    }
-
     /// The configured schemes' names, for the start-up log.
     pub fn schemes(&self) -> Vec<&'static str> {
         let mut names = Vec::new();

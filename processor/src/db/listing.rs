@@ -22,24 +22,15 @@ pub struct Cursor {
 impl Cursor {
     /// Opaque to callers: hex of `micros:id`.
     pub fn encode(&self) -> String {
-        format!(
+        hex::encode(format!(
             "{}:{}",
             self.created_at.timestamp_micros(),
             self.transaction_id
-        )
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        ))
     }
 
     pub fn decode(token: &str) -> Option<Self> {
-        if !token.len().is_multiple_of(2) {
-            return None;
-        }
-        let bytes = (0..token.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
-            .collect::<Option<Vec<u8>>>()?;
+        let bytes = hex::decode(token).ok()?;
         let text = String::from_utf8(bytes).ok()?;
         let (micros, id) = text.split_once(':')?;
         Some(Self {
