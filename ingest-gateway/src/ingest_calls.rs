@@ -3,6 +3,11 @@
 //! its headers, a task on each side); one call per batch pays that once. Under light load
 //! a batch is one webhook and nothing waits: a webhook waits only while `CALLS_IN_FLIGHT`
 //! calls are already out, and then goes with everything that queued meanwhile.
+//!
+//! One deadline per webhook, `PROCESSOR_TIMEOUT` from when it was queued: the time it
+//! waits for a call counts against it, a call's deadline is the earliest of the webhooks it
+//! carries, and a webhook whose deadline passed is answered at once (503) instead of sent.
+//! So a webhook is answered within `PROCESSOR_TIMEOUT` however slow the processor is.
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,7 +15,10 @@ use payments_proto::v1::{
     self as pb, ingest_transaction_result::Outcome,
     transaction_service_client::TransactionServiceClient,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
+    time::Instant,
+};
 use tonic::{Request, Status, transport::Channel};
 
 /// Calls out at once. More would only split the same webhooks into smaller batches; the
@@ -29,6 +37,7 @@ type Answer = Result<pb::IngestTransactionResponse, Status>;
 /// One webhook waiting for its call.
 struct Queued {
     item: pb::IngestTransactionItem,
+    deadline: Instant,
     reply: oneshot::Sender<Answer>,
 }
 
@@ -36,14 +45,16 @@ struct Queued {
 #[derive(Clone)]
 pub struct IngestCalls {
     queue: mpsc::Sender<Queued>,
+    /// Each webhook's budget, from when it is queued to its answer.
+    budget: Duration,
 }
 
 impl IngestCalls {
     /// Starts the task that makes the calls; it ends when every clone is dropped.
-    pub fn start(client: TransactionServiceClient<Channel>, deadline: Duration) -> Self {
+    pub fn start(client: TransactionServiceClient<Channel>, budget: Duration) -> Self {
         let (queue, receiver) = mpsc::channel(MAX_BATCH * CALLS_IN_FLIGHT);
-        tokio::spawn(dispatch(client, deadline, receiver));
-        Self { queue }
+        tokio::spawn(dispatch(client, receiver));
+        Self { queue, budget }
     }
 
     /// The processor's answer for this one transaction, as `IngestTransaction` would give it.
@@ -52,26 +63,35 @@ impl IngestCalls {
         transaction: pb::IngestTransactionRequest,
         request_id: Option<&str>,
     ) -> Answer {
+        let deadline = Instant::now() + self.budget;
         let (reply, answer) = oneshot::channel();
         let item = pb::IngestTransactionItem {
             transaction: Some(transaction),
             request_id: request_id.unwrap_or_default().to_owned(),
         };
-        self.queue
-            .send(Queued { item, reply })
-            .await
-            .map_err(|_| Status::unavailable("the gateway's ingest calls have stopped"))?;
-        answer
-            .await
-            .map_err(|_| Status::internal("the ingest call was dropped unanswered"))?
+        let answered = tokio::time::timeout_at(deadline, async {
+            self.queue
+                .send(Queued {
+                    item,
+                    deadline,
+                    reply,
+                })
+                .await
+                .map_err(|_| Status::unavailable("the gateway's ingest calls have stopped"))?;
+            answer
+                .await
+                .map_err(|_| Status::internal("the ingest call was dropped unanswered"))?
+        })
+        .await;
+        answered.unwrap_or_else(|_| Err(past_deadline()))
     }
 }
 
-async fn dispatch(
-    client: TransactionServiceClient<Channel>,
-    deadline: Duration,
-    mut queue: mpsc::Receiver<Queued>,
-) {
+fn past_deadline() -> Status {
+    Status::deadline_exceeded("the processor did not answer within PROCESSOR_TIMEOUT")
+}
+
+async fn dispatch(client: TransactionServiceClient<Channel>, mut queue: mpsc::Receiver<Queued>) {
     let calls = Arc::new(Semaphore::new(CALLS_IN_FLIGHT));
     loop {
         // The permit first: while every call is out, webhooks gather in the queue.
@@ -82,15 +102,25 @@ async fn dispatch(
         if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        tokio::spawn(call(client.clone(), deadline, batch, permit));
+        // Those whose time ran out while they waited are answered, not sent.
+        let now = Instant::now();
+        let (batch, expired): (Vec<_>, Vec<_>) =
+            batch.into_iter().partition(|queued| queued.deadline > now);
+        for queued in expired {
+            let _ = queued.reply.send(Err(past_deadline()));
+        }
+        let Some(deadline) = batch.iter().map(|queued| queued.deadline).min() else {
+            continue;
+        };
+        tokio::spawn(call(client.clone(), deadline - now, batch, permit));
     }
 }
 
-/// One `IngestTransactions` call; each webhook gets its own item's answer, or the call's
-/// error when the call as a whole failed.
+/// One `IngestTransactions` call, within `timeout`; each webhook gets its own item's
+/// answer, or the call's error when the call as a whole failed.
 async fn call(
     mut client: TransactionServiceClient<Channel>,
-    deadline: Duration,
+    timeout: Duration,
     batch: Vec<Queued>,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -100,10 +130,12 @@ async fn call(
         .unzip();
     let mut request = Request::new(pb::IngestTransactionsRequest { items });
     // Sent as grpc-timeout too, so the processor stops working on an abandoned call.
-    request.set_timeout(deadline);
-    let results = match client.ingest_transactions(request).await {
-        Ok(response) => response.into_inner().results,
-        Err(status) => return fail_all(replies, &status),
+    request.set_timeout(timeout);
+    // Ended here too: the slot is free at the deadline whatever the processor does.
+    let results = match tokio::time::timeout(timeout, client.ingest_transactions(request)).await {
+        Ok(Ok(response)) => response.into_inner().results,
+        Ok(Err(status)) => return fail_all(replies, &status),
+        Err(_) => return fail_all(replies, &past_deadline()),
     };
     if results.len() != replies.len() {
         let status = Status::internal(format!(

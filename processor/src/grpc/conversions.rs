@@ -1,10 +1,13 @@
 //! Between protobuf messages and the processor's own types, in one place.
 
+use std::time::Duration;
+
 use payments_proto::{
     limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
     time::{from_timestamp, to_timestamp},
     v1 as pb,
 };
+use tokio::time::Instant;
 
 use crate::{
     db::{
@@ -71,6 +74,24 @@ pub fn request_id<T>(request: &tonic::Request<T>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// When the caller stops waiting: now plus the call's `grpc-timeout` (gRPC's wire format,
+/// digits then a unit), if it sent one.
+pub fn deadline<T>(request: &tonic::Request<T>) -> Option<Instant> {
+    let value = request.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = digits.parse().ok()?;
+    let timeout = match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    };
+    Instant::now().checked_add(timeout)
+}
+
 /// A list request checked field by field.
 pub fn list_filter(request: &pb::ListTransactionsRequest) -> Result<ListFilter, Error> {
     let mut violations = Vec::new();
@@ -134,4 +155,36 @@ pub fn list_filter(request: &pb::ListTransactionsRequest) -> Result<ListFilter, 
         after,
         page_size,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout_of(header: &str) -> Option<Duration> {
+        let mut request = tonic::Request::new(());
+        request
+            .metadata_mut()
+            .insert("grpc-timeout", header.parse().ok()?);
+        let before = Instant::now();
+        deadline(&request).map(|deadline| deadline - before)
+    }
+
+    #[test]
+    fn grpc_timeouts_become_deadlines() {
+        let near = |header, expected: Duration| {
+            let timeout = timeout_of(header).unwrap_or_default();
+            assert!(
+                timeout >= expected && timeout < expected + Duration::from_secs(1),
+                "{header}: {timeout:?}"
+            );
+        };
+        near("450m", Duration::from_millis(450));
+        near("2S", Duration::from_secs(2));
+        near("3M", Duration::from_secs(180));
+        near("1000000u", Duration::from_secs(1));
+        for junk in ["", "m", "12", "12x", "-5m"] {
+            assert_eq!(timeout_of(junk), None, "{junk:?}");
+        }
+    }
 }

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use payments_proto::{limits::MAX_ITEMS_PER_CALL, request_id::checked as checked_request_id};
 
-use super::conversions::{list_filter, lookup_id, request_id};
+use super::conversions::{deadline, list_filter, lookup_id, request_id};
 use crate::{
     db::{listing, repository},
     domain::{FieldViolation, NewTransaction},
@@ -97,7 +97,7 @@ impl TransactionService for TransactionServiceImpl {
             let transaction = NewTransaction::try_from(request.get_ref()).inspect_err(count)?;
             let ingested = self
                 .ingestor
-                .ingest(transaction, request_id.clone())
+                .ingest(transaction, request_id.clone(), deadline(&request))
                 .await
                 .inspect_err(count)?;
             Ok(Response::new(answer(ingested, request_id.as_deref())))
@@ -112,6 +112,7 @@ impl TransactionService for TransactionServiceImpl {
     ) -> Result<Response<pb::IngestTransactionsResponse>, Status> {
         let started = Instant::now();
         let result = async {
+            let deadline = deadline(&request);
             let items = request.into_inner().items;
             if items.len() > MAX_ITEMS_PER_CALL {
                 return Err(Error::InvalidArgument(vec![FieldViolation::new(
@@ -136,7 +137,7 @@ impl TransactionService for TransactionServiceImpl {
                 .collect();
             let results = self
                 .ingestor
-                .ingest_many(parsed)
+                .ingest_many(parsed, deadline)
                 .await
                 .into_iter()
                 .zip(&items)

@@ -99,7 +99,13 @@ impl Writer {
             {
                 return;
             }
-            self.write(batch).await;
+            // A caller gone (its deadline passed while the database was slow, or it hung
+            // up) was answered already, and not with 202: its write is shed rather than
+            // adding to the backlog. The sender's retry finds its id anew.
+            batch.retain(|pending| !pending.reply.is_closed());
+            if !batch.is_empty() {
+                self.write(batch).await;
+            }
         }
     }
 

@@ -5,7 +5,10 @@ pub mod batcher;
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
 
 use crate::{
     db::{
@@ -18,6 +21,16 @@ use crate::{
 };
 
 pub use batcher::BatchSettings;
+
+/// When a caller with `deadline` is answered UNAVAILABLE if its ingest is not done: a
+/// tenth of its time before the deadline (20 to 250 ms), so that the answer reaches it
+/// while it still listens, on a busy machine too, instead of its call expiring with
+/// nothing said.
+fn answer_by(deadline: Instant) -> Instant {
+    let margin = (deadline.saturating_duration_since(Instant::now()) / 10)
+        .clamp(Duration::from_millis(20), Duration::from_millis(250));
+    deadline.checked_sub(margin).unwrap_or(deadline)
+}
 
 /// What an ingest did.
 #[derive(Clone, Debug)]
@@ -56,15 +69,16 @@ impl Ingestor {
     }
 
     /// Stores the transaction unless its id exists, and publishes it when new. The work
-    /// is done by a batch writer, so it completes even when this caller hangs up or its
-    /// deadline passes.
+    /// is done by a batch writer: once a writer has taken it, it completes even when this
+    /// caller hangs up or its deadline passes; until then, a caller gone is work shed.
     pub async fn ingest(
         &self,
         transaction: NewTransaction,
         request_id: Option<String>,
+        deadline: Option<Instant>,
     ) -> Result<Ingested> {
-        let answer = self.submit(transaction, request_id).await?;
-        Self::answer(answer).await
+        let answer = self.submit(transaction, request_id)?;
+        Self::answer(answer, deadline).await
     }
 
     /// As [`Self::ingest`] for many: all are queued before any answer is awaited, so they
@@ -73,45 +87,69 @@ impl Ingestor {
     pub async fn ingest_many(
         &self,
         transactions: Vec<Result<(NewTransaction, Option<String>)>>,
+        deadline: Option<Instant>,
     ) -> Vec<Result<Ingested>> {
-        let mut answers = Vec::with_capacity(transactions.len());
-        for transaction in transactions {
-            answers.push(match transaction {
-                Ok((transaction, request_id)) => self.submit(transaction, request_id).await,
-                Err(error) => Err(error),
-            });
-        }
+        let answers: Vec<_> = transactions
+            .into_iter()
+            .map(|transaction| {
+                transaction
+                    .and_then(|(transaction, request_id)| self.submit(transaction, request_id))
+            })
+            .collect();
         let mut results = Vec::with_capacity(answers.len());
         for answer in answers {
             results.push(match answer {
-                Ok(answer) => Self::answer(answer).await,
+                Ok(answer) => Self::answer(answer, deadline).await,
                 Err(error) => Err(error),
             });
         }
         results
     }
 
-    async fn submit(
+    /// Queues the ingest for a writer. A full queue means the writers are far behind (a
+    /// stalled database): the caller is answered UNAVAILABLE at once, not queued to
+    /// expire.
+    fn submit(
         &self,
         transaction: NewTransaction,
         request_id: Option<String>,
     ) -> Result<oneshot::Receiver<Result<Ingested>>> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(batcher::Pending {
+            .try_send(batcher::Pending {
                 transaction,
                 request_id,
                 reply,
             })
-            .await
-            .map_err(|_| Error::Unavailable("the ingest writers have stopped".to_owned()))?;
+            .map_err(|error| {
+                Error::Unavailable(match error {
+                    mpsc::error::TrySendError::Full(_) => {
+                        "the ingest queue is full: PostgreSQL is behind".to_owned()
+                    }
+                    mpsc::error::TrySendError::Closed(_) => {
+                        "the ingest writers have stopped".to_owned()
+                    }
+                })
+            })?;
         Ok(answer)
     }
 
-    async fn answer(answer: oneshot::Receiver<Result<Ingested>>) -> Result<Ingested> {
-        answer
-            .await
-            .map_err(|_| Error::Internal("the ingest writer dropped the call".to_owned()))?
+    /// The writer's answer, or UNAVAILABLE shortly before `deadline`.
+    async fn answer(
+        answer: oneshot::Receiver<Result<Ingested>>,
+        deadline: Option<Instant>,
+    ) -> Result<Ingested> {
+        let answered = match deadline {
+            None => answer.await,
+            Some(deadline) => tokio::time::timeout_at(answer_by(deadline), answer)
+                .await
+                .map_err(|_| {
+                    Error::Unavailable(
+                        "the ingest was not stored within the call's deadline".to_owned(),
+                    )
+                })?,
+        };
+        answered.map_err(|_| Error::Internal("the ingest writer dropped the call".to_owned()))?
     }
 
     /// FAILED → PROCESSING again, and published. Only a FAILED transaction may be re-driven.

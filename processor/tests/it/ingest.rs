@@ -173,3 +173,71 @@ async fn past_the_call_limit_the_processor_refuses_at_once_and_stores_nothing() 
     );
     processor.stop().await;
 }
+
+#[tokio::test]
+async fn under_a_table_lock_callers_get_unavailable_before_their_deadline_and_queued_work_is_shed()
+{
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let mut setup = Setup::new("200ms").await;
+    setup.set("INGEST_WRITERS", "1");
+    let processor = setup.start().await;
+    let channel = processor.channel().await;
+    let db = setup.database().await;
+    let lock = db.begin().await.expect("begin");
+    lock.execute_unprepared("LOCK TABLE transactions IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock the table");
+
+    let ingest = |id: String| {
+        let mut client = TransactionServiceClient::new(channel.clone());
+        tokio::spawn(async move {
+            let mut call = tonic::Request::new(request(&id, "10"));
+            call.set_timeout(Duration::from_secs(3));
+            let started = tokio::time::Instant::now();
+            let answer = client.ingest_transaction(call).await;
+            (answer.map(|_| ()), started.elapsed())
+        })
+    };
+    // The first is taken by the only writer, which waits on the lock; the second waits in
+    // the queue behind it.
+    let (in_flight, queued) = (unique_id("locked"), unique_id("queued"));
+    let first = ingest(in_flight.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = ingest(queued.clone());
+    for call in [first, second] {
+        let (answer, took) = call.await.expect("task");
+        let status = answer.expect_err("nothing can be stored under the lock");
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(
+            took < Duration::from_secs(3),
+            "answered before the deadline, not at it: {took:?}"
+        );
+    }
+
+    lock.rollback().await.expect("release the lock");
+    // The write in flight completes (its row may have been committed by then); the one
+    // still queued when its caller left is never written.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            count_by_status(&db, "PROCESSING").await + count_by_status(&db, "PROCESSED").await == 1
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stored = sea_orm::ConnectionTrait::query_all_raw(
+        &db,
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT transaction_id FROM transactions",
+        ),
+    )
+    .await
+    .expect("rows");
+    let ids: Vec<String> = stored
+        .iter()
+        .filter_map(|row| row.try_get::<String>("", "transaction_id").ok())
+        .collect();
+    assert_eq!(ids, vec![in_flight], "the shed one left no row");
+    processor.stop().await;
+}
