@@ -17,6 +17,7 @@ pub const CREATED_TO_FINISHED_SECONDS: &str = "payments_created_to_finished_seco
 pub const EXTERNAL_CALLS_TOTAL: &str = "payments_external_calls_total";
 pub const OUTBOX_PUBLISHED_TOTAL: &str = "payments_outbox_published_total";
 pub const CLAIMED_ENTRIES_TOTAL: &str = "payments_claimed_entries_total";
+pub const ORPHAN_ENTRIES_TOTAL: &str = "payments_orphan_entries_total";
 pub const DEPENDENCY_UP: &str = "payments_dependency_up";
 pub const RETENTION_REMOVED_TOTAL: &str = "payments_retention_removed_total";
 
@@ -65,6 +66,10 @@ fn describe() {
     describe_counter!(
         CLAIMED_ENTRIES_TOTAL,
         "Stream entries claimed from consumers presumed dead."
+    );
+    describe_counter!(
+        ORPHAN_ENTRIES_TOTAL,
+        "Stream entries naming a transaction PostgreSQL does not have (acknowledged and dropped)."
     );
     describe_counter!(
         RETENTION_REMOVED_TOTAL,

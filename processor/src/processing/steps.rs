@@ -181,7 +181,10 @@ async fn settle_unclaimed(
         .into_iter()
         .map(|delivery| {
             let outcome = match statuses.get(&*delivery.transaction_id) {
-                None => Outcome::Unknown,
+                None => {
+                    orphan(&delivery);
+                    Outcome::Unknown
+                }
                 Some(status) if status == Status::Processing.as_str() => Outcome::HeldElsewhere,
                 Some(_) => Outcome::AlreadyFinished,
             };
@@ -189,6 +192,19 @@ async fn settle_unclaimed(
         })
         .collect();
     settle(processing, settled, result).await;
+}
+
+/// An entry whose transaction PostgreSQL does not have. Nothing can be done with it, so it
+/// is acknowledged, but it should not happen (ingest publishes only committed rows): a row
+/// lost in an asynchronous failover, or a stray XADD. Loud, and counted for an alert.
+fn orphan(delivery: &Delivery) {
+    tracing::error!(
+        transaction_id = %delivery.transaction_id,
+        request_id = delivery.request_id.as_deref().unwrap_or_default(),
+        entry_id = %delivery.entry_id,
+        "stream entry names a transaction PostgreSQL does not have; acknowledging it unprocessed"
+    );
+    ::metrics::counter!(metrics::ORPHAN_ENTRIES_TOTAL).increment(1);
 }
 
 /// Records the result of every call that has ended: successes in one statement,

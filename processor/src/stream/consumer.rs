@@ -152,6 +152,8 @@ impl Consumer {
                             count = entries.len(),
                             "claimed entries idle past the lease"
                         );
+                        ::metrics::counter!(crate::metrics::CLAIMED_ENTRIES_TOTAL)
+                            .increment(entries.len() as u64);
                         reading.hand_over(entries, None).await;
                     }
                     Ok(_) => {}
