@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261129_000001_create_transactions;
 mod m20261129_000002_processing_leases_and_attempts;
 mod m20261201_000003_list_indexes;
+mod m20261201_000004_consumers_and_calls;
 pub mod minor_unit;
 pub mod python_service;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_create_transactions::Migration),
             Box::new(m20261129_000002_processing_leases_and_attempts::Migration),
             Box::new(m20261201_000003_list_indexes::Migration),
+            Box::new(m20261201_000004_consumers_and_calls::Migration),
         ]
     }
 }

@@ -92,7 +92,9 @@ pub struct Config {
     pub max_in_flight: usize,
     /// `READ_BATCH_SIZE`: entries fetched per XREADGROUP.
     pub read_batch_size: usize,
-    /// `SHUTDOWN_GRACE`: how long in-flight work may finish after SIGTERM.
+    /// `SHUTDOWN_GRACE`: how long the calls under way may finish after SIGTERM; by
+    /// default the longest call (`EXTERNAL_CALL_TIMEOUT`, or `PROCESSING_DELAY` when
+    /// simulated) plus `SHUTDOWN_MARGIN`, so a graceful stop cuts no call.
     pub shutdown_grace: Duration,
     /// `RUN_MIGRATIONS`: apply pending migrations at start (`true` unless `false`).
     pub run_migrations: bool,
@@ -104,8 +106,9 @@ pub struct Config {
     pub retry_base_delay: Duration,
     /// `RETRY_MAX_DELAY`: the longest backoff between two attempts.
     pub retry_max_delay: Duration,
-    /// `LEASE_MARGIN`: how much longer than the delay a consumer's claim on a transaction
-    /// lasts; past it, a consumer that died is presumed dead and others take over.
+    /// `LEASE_MARGIN`: how long a consumer's leases (and its name) outlive its last
+    /// heartbeat, which comes every third of it while the process lives, however long a
+    /// call takes; past it, the consumer is presumed dead and others take its work over.
     pub lease_margin: Duration,
     /// `REPUBLISH_AFTER`: an unfinished, unclaimed transaction is published to the stream
     /// again after this long (the outbox: nothing committed depends on one XADD).
@@ -175,7 +178,7 @@ impl Config {
         // sqlx's notices: one per migration check at start.
         let logging = Logging::from_lookup(&lookup, "info,sqlx=warn")?;
         let get = |name: &str, default: &str| lookup(name).unwrap_or_else(|| default.to_owned());
-        Ok(Self {
+        let mut config = Self {
             database_url: get("DATABASE_URL", migration::DEFAULT_DATABASE_URL),
             database_max_connections: parse_number(
                 "DATABASE_MAX_CONNECTIONS",
@@ -215,7 +218,7 @@ impl Config {
             // 100 000 at a 30 s delay is 3 300 transactions/s per processor, in ~40 MB.
             max_in_flight: parse_number("MAX_IN_FLIGHT", &get("MAX_IN_FLIGHT", "100000"))?,
             read_batch_size: parse_number("READ_BATCH_SIZE", &get("READ_BATCH_SIZE", "256"))?,
-            shutdown_grace: parse_duration("SHUTDOWN_GRACE", &get("SHUTDOWN_GRACE", "10s"))?,
+            shutdown_grace: Duration::ZERO,
             run_migrations: parse_bool("RUN_MIGRATIONS", &get("RUN_MIGRATIONS", "true"))?,
             logging,
             max_attempts: parse_number("MAX_ATTEMPTS", &get("MAX_ATTEMPTS", "5"))?,
@@ -254,9 +257,31 @@ impl Config {
             )?,
             grpc_tls: parse_grpc_tls(&lookup)?,
             redis_tls: parse_redis_tls(&lookup, &get("REDIS_URL", "redis://127.0.0.1:6379/0"))?,
-        })
+        };
+        config.shutdown_grace = match lookup("SHUTDOWN_GRACE") {
+            Some(grace) => parse_duration("SHUTDOWN_GRACE", &grace)?,
+            None => config.longest_call() + SHUTDOWN_MARGIN,
+        };
+        Ok(config)
+    }
+
+    /// The longest one external call may take.
+    pub fn longest_call(&self) -> Duration {
+        match self.external_call_url {
+            Some(_) => self.external_call_timeout,
+            None => self.processing_delay,
+        }
+    }
+
+    /// How long a platform must wait after SIGTERM before it kills the processor: the
+    /// grace, then the steps that record the last calls.
+    pub fn stop_deadline(&self) -> Duration {
+        self.shutdown_grace + crate::processing::STEP_WIND_DOWN
     }
 }
+
+/// What the default `SHUTDOWN_GRACE` allows beyond the longest call: recording it.
+pub const SHUTDOWN_MARGIN: Duration = Duration::from_secs(10);
 
 /// Blank counts as unset, as an empty line in an env file would be.
 fn path_setting(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<PathBuf> {
@@ -349,11 +374,27 @@ mod tests {
         assert_eq!(config.read_statement_timeout, Duration::from_millis(500));
         assert_eq!(config.retention, None);
         assert_eq!(config.stream_shards, 1);
+        assert_eq!(config.shutdown_grace, Duration::from_secs(40));
         assert!(
             config
                 .consumer_name
                 .ends_with(&format!("-{}", std::process::id()))
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_default_grace_covers_the_longest_call() -> anyhow::Result<()> {
+        let simulated = config_with(&[("PROCESSING_DELAY", "5s")])?;
+        assert_eq!(simulated.shutdown_grace, Duration::from_secs(15));
+        let real = config_with(&[
+            ("PROCESSING_DELAY", "5s"),
+            ("EXTERNAL_CALL_URL", "https://downstream.example/calls"),
+            ("EXTERNAL_CALL_TIMEOUT", "50s"),
+        ])?;
+        assert_eq!(real.shutdown_grace, Duration::from_secs(60));
+        let set = config_with(&[("SHUTDOWN_GRACE", "3s")])?;
+        assert_eq!(set.shutdown_grace, Duration::from_secs(3));
         Ok(())
     }
 

@@ -107,7 +107,7 @@ async fn assemble(
         &config.dead_letter_stream_key,
         config.stream_shards,
     );
-    let names = shards.names(&config.consumer_group, &config.consumer_name);
+    let mut names = shards.names(&config.consumer_group, &config.consumer_name);
     let publisher = Publisher::new(redis.clone(), shards.clone());
     let stream_lost = Arc::new(tokio::sync::Notify::new());
     let external = match &config.external_call_url {
@@ -125,14 +125,24 @@ async fn assemble(
         max_attempts: config.max_attempts,
         base_delay: config.retry_base_delay,
         max_delay: config.retry_max_delay,
-        lease_margin: config.lease_margin,
     };
-    // An entry idle past a whole lease belongs to a consumer that stopped working on it.
-    let claim_min_idle = external.longest() + config.lease_margin;
+    // An entry idle past a whole lease belongs to a consumer that stopped renewing it.
+    let claim_min_idle = config.lease_margin;
     // One consumer per shard, each with its share of MAX_IN_FLIGHT.
     let max_in_flight = config.max_in_flight.div_ceil(names.len().max(1)).max(1);
-    let mut consumers = Vec::with_capacity(names.len());
-    for (index, shard) in (0..).zip(&names) {
+    let shard_count = names.len();
+    let mut consumers = Vec::with_capacity(shard_count);
+    for (index, shard) in (0..).zip(names.iter_mut()) {
+        // Each shard's consumer holds its own name (and leases) while it lives: another
+        // live process's is refused.
+        let owner = match shard_count {
+            1 => config.consumer_name.clone(),
+            _ => format!("{}-shard{index}", config.consumer_name),
+        };
+        let registration = db::consumers::register(&db, &owner, config.lease_margin)
+            .await
+            .context("cannot register the consumer name in PostgreSQL")?;
+        shard.consumer.clone_from(&registration.name);
         consumers.push(Consumer {
             // XREADGROUP BLOCK holds its connection, so each reader has its own client.
             reader: stream::connect(
@@ -150,6 +160,8 @@ async fn assemble(
                 db: db.clone(),
                 redis: redis.clone(),
                 names: shard.clone(),
+                registration,
+                lease: config.lease_margin,
                 dead_letter_key: shards.dead_letter_key(index),
                 external: external.clone(),
                 retry: retry.clone(),

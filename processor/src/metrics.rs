@@ -15,6 +15,7 @@ pub const FINISHED_TOTAL: &str = "payments_transactions_finished_total";
 pub const ATTEMPTS_TOTAL: &str = "payments_processing_attempts_total";
 pub const CREATED_TO_FINISHED_SECONDS: &str = "payments_created_to_finished_seconds";
 pub const EXTERNAL_CALLS_TOTAL: &str = "payments_external_calls_total";
+pub const EXTERNAL_CALLS_REPEATED_TOTAL: &str = "payments_external_calls_repeated_total";
 pub const OUTBOX_PUBLISHED_TOTAL: &str = "payments_outbox_published_total";
 pub const CLAIMED_ENTRIES_TOTAL: &str = "payments_claimed_entries_total";
 pub const ORPHAN_ENTRIES_TOTAL: &str = "payments_orphan_entries_total";
@@ -54,6 +55,10 @@ fn describe() {
     describe_counter!(
         EXTERNAL_CALLS_TOTAL,
         "External calls by outcome: succeeded, retryable_status, timeout, transport_error, refused, simulated_failure."
+    );
+    describe_counter!(
+        EXTERNAL_CALLS_REPEATED_TOTAL,
+        "External calls made again for a transaction whose earlier call was cut (a crash, a stop grace); each carries the same Idempotency-Key."
     );
     describe_histogram!(
         CREATED_TO_FINISHED_SECONDS,

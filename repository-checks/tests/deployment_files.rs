@@ -1224,6 +1224,84 @@ fn local_set_ups_say_open_and_production_recipes_set_secrets() {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Stop grace
+// ---------------------------------------------------------------------------------------
+
+/// The processor's configuration with `settings` (a deployment file's), the rest default.
+fn processor_config(settings: &BTreeMap<String, String>) -> processor::Config {
+    processor::Config::from_lookup(|name| settings.get(name).cloned())
+        .expect("a deployment file's processor settings are valid")
+}
+
+/// `${NAME:-default}` as compose resolves it with `NAME` unset; other text as it is.
+fn compose_default(value: &str) -> String {
+    value
+        .strip_prefix("${")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .and_then(|inner| inner.split_once(":-"))
+        .map_or_else(|| value.to_owned(), |(_, default)| default.to_owned())
+}
+
+/// A platform that kills the processor before it has finished and recorded the calls
+/// under way cuts them: they are made again. Each recipe waits at least as long as the
+/// processor, configured by that recipe, may take to stop.
+#[test]
+fn platforms_wait_for_the_processor_to_finish_its_calls() {
+    let documents = |file: &str| -> Vec<Value> {
+        read(file)
+            .split("\n---")
+            .map(|d| serde_norway::from_str::<Value>(d).unwrap_or_else(|e| panic!("{file}: {e}")))
+            .filter(|d| !d.is_null())
+            .collect()
+    };
+    let settings: BTreeMap<String, String> = documents("deploy/kubernetes/config.yaml")
+        .iter()
+        .find(|d| d["metadata"]["name"].as_str() == Some("processor-config"))
+        .and_then(|d| d["data"].as_mapping())
+        .expect("deploy/kubernetes/config.yaml: the processor-config ConfigMap")
+        .iter()
+        .map(|(k, v)| {
+            let value = match v {
+                Value::String(s) => s.clone(),
+                other => serde_norway::to_string(other)
+                    .expect("scalar")
+                    .trim()
+                    .to_owned(),
+            };
+            (k.as_str().expect("name").to_owned(), value)
+        })
+        .collect();
+    let deadline = processor_config(&settings).stop_deadline();
+    let deployment = documents("deploy/kubernetes/processor.yaml")
+        .into_iter()
+        .find(|d| d["kind"].as_str() == Some("Deployment"))
+        .expect("deploy/kubernetes/processor.yaml: a Deployment");
+    let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("deploy/kubernetes/processor.yaml sets terminationGracePeriodSeconds");
+    assert!(
+        grace >= deadline.as_secs(),
+        "deploy/kubernetes/processor.yaml: terminationGracePeriodSeconds {grace} is shorter than the processor's stop ({deadline:?}: SHUTDOWN_GRACE and the last records)"
+    );
+
+    let compose = compose();
+    let service = &services(&compose)["processor"];
+    let settings: BTreeMap<String, String> = environment(service)
+        .into_iter()
+        .map(|(name, value)| (name, compose_default(&value)))
+        .collect();
+    let deadline = processor_config(&settings).stop_deadline();
+    let grace = service["stop_grace_period"]
+        .as_str()
+        .map(|text| humantime::parse_duration(text).expect("stop_grace_period is a duration"))
+        .expect("docker-compose.yml: the processor sets stop_grace_period");
+    assert!(
+        grace >= deadline,
+        "docker-compose.yml: stop_grace_period {grace:?} is shorter than the processor's stop ({deadline:?})"
+    );
+}
+
 /// Cloud Run: the processor always has an instance with CPU, speaks h2c behind the front
 /// end, stops inside the platform's 10 s SIGKILL, and finds its CA files where the secret
 /// volumes put them; the gateway calls it over https.

@@ -1,5 +1,6 @@
 //! PostgreSQL access: the connection pools, the entity, and the queries.
 
+pub mod consumers;
 pub mod entity;
 pub mod listing;
 pub mod repository;

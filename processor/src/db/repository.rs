@@ -1,9 +1,11 @@
 //! The queries, as plain async functions over any connection (pool or transaction).
 //!
 //! A transaction's processing is guarded by a lease on its row: a consumer claims it
-//! (`claim`) before the external call and may finish it only while it holds the lease,
-//! so two consumers never work on one transaction at once, and a dead consumer's claim
-//! simply expires. Every finished attempt is recorded in `processing_attempts`.
+//! (`claim_many`) before the external call and may finish it only while it holds the
+//! lease, so two consumers never work on one transaction at once. A lease lives as long
+//! as its holder's registration (`db::consumers`), which the holder's heartbeat renews:
+//! a live holder keeps its leases however long a call takes, a dead one's lapse with it.
+//! Every call is recorded in `processing_attempts` when it starts, finished in place.
 
 use std::time::Duration;
 
@@ -80,10 +82,19 @@ pub async fn find(
         .await
 }
 
-/// Claims PROCESSING transactions for `owner` for `lease`, counting one more attempt
-/// each, in one statement. A claim succeeds when nobody holds a live lease (or `owner`
-/// itself does, as after a restart under the same consumer name). Returns the rows
-/// claimed, `attempts` counting this one.
+/// A claimed transaction, and how many earlier calls for it were cut (a crash, a stop
+/// grace): the call about to be made repeats them, with the same idempotency key.
+#[derive(Debug)]
+pub struct Claimed {
+    pub transaction: StoredTransaction,
+    pub cut_calls: u32,
+}
+
+/// Claims PROCESSING transactions for `owner`, counting one more attempt each and
+/// recording the call about to start (`CALLING`), in one statement. A claim succeeds when
+/// nobody holds a live lease: no owner, an owner whose registration has expired, or
+/// `owner` itself (after a restart under the same name; two live processes never share
+/// one). Calls still `CALLING` from an earlier holder were cut: they become `INTERRUPTED`.
 ///
 /// `(status = 'PROCESSING') IS TRUE` is the same test as `status = 'PROCESSING'`, written
 /// so that no status index qualifies: only the primary key may drive these statements.
@@ -93,58 +104,97 @@ pub async fn claim_many(
     db: &impl ConnectionTrait,
     transaction_ids: &[String],
     owner: &str,
-    lease: Duration,
-) -> Result<Vec<StoredTransaction>, DbErr> {
+) -> Result<Vec<Claimed>, DbErr> {
     let rows = db
         .query_all_raw(statement(
-            "UPDATE transactions
-                SET attempts = attempts + 1, lease_owner = $2,
-                    lease_expires_at = now() + $3 * interval '1 millisecond', updated_at = now()
-              WHERE transaction_id = ANY($1::text[]) AND (status = 'PROCESSING') IS TRUE
-                AND (lease_expires_at IS NULL OR lease_expires_at < now() OR lease_owner = $2)
-          RETURNING *",
-            [transaction_ids.to_vec().into(), owner.into(), millis(lease)],
+            "WITH claimed AS (
+                 UPDATE transactions t
+                    SET attempts = attempts + 1, lease_owner = $2, lease_expires_at = NULL,
+                        updated_at = now()
+                  WHERE transaction_id = ANY($1::text[]) AND (status = 'PROCESSING') IS TRUE
+                    AND (lease_owner IS NULL OR lease_owner = $2 OR NOT EXISTS (
+                         SELECT 1 FROM consumers c
+                          WHERE c.name = t.lease_owner AND c.expires_at > now()))
+              RETURNING t.*),
+             cut AS (
+                 UPDATE processing_attempts a
+                    SET outcome = 'INTERRUPTED', finished_at = now()
+                   FROM claimed
+                  WHERE a.transaction_id = claimed.transaction_id AND a.outcome = 'CALLING'
+              RETURNING a.transaction_id),
+             started AS (
+                 INSERT INTO processing_attempts (transaction_id, attempt, consumer, started_at, outcome)
+                 SELECT transaction_id, attempts, $2, now(), 'CALLING' FROM claimed)
+             SELECT claimed.*,
+                    (SELECT count(*) FROM cut WHERE cut.transaction_id = claimed.transaction_id)
+                        AS cut_calls
+               FROM claimed",
+            [transaction_ids.to_vec().into(), owner.into()],
         ))
         .await?;
     rows.iter()
-        .map(|row| StoredTransaction::from_query_result(row, ""))
+        .map(|row| {
+            Ok(Claimed {
+                transaction: StoredTransaction::from_query_result(row, "")?,
+                cut_calls: u32::try_from(row.try_get::<i64>("", "cut_calls")?).unwrap_or_default(),
+            })
+        })
         .collect()
 }
 
-/// PROCESSING → PROCESSED for each `(id, attempt, started_at)` whose lease `owner` still
-/// holds, recording the attempts, in one statement. Returns the ids recorded (the others
-/// had lost their lease to another consumer). The status test is written as in
+/// The transactions among `transaction_ids` that `owner` still holds.
+pub async fn held_by(
+    db: &impl ConnectionTrait,
+    transaction_ids: &[String],
+    owner: &str,
+) -> Result<Vec<String>, DbErr> {
+    let rows = db
+        .query_all_raw(statement(
+            "SELECT transaction_id FROM transactions
+              WHERE transaction_id = ANY($1::text[]) AND (status = 'PROCESSING') IS TRUE
+                AND lease_owner = $2",
+            [transaction_ids.to_vec().into(), owner.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| row.try_get::<String>("", "transaction_id"))
+        .collect()
+}
+
+/// PROCESSING → PROCESSED for each `(id, attempt)` whose lease `owner` still holds,
+/// finishing the attempts' records, in one statement. Returns the ids recorded (the
+/// others had lost their lease to another consumer). The status test is written as in
 /// `claim_many`, for the same reason.
 pub async fn record_successes(
     db: &impl ConnectionTrait,
     owner: &str,
-    records: &[(String, u32, DateTime<Utc>)],
+    records: &[(String, u32)],
 ) -> Result<Vec<String>, DbErr> {
-    let ids: Vec<String> = records.iter().map(|(id, _, _)| id.clone()).collect();
+    let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
     let attempts: Vec<i32> = records
         .iter()
-        .map(|(_, attempt, _)| i32::try_from(*attempt).unwrap_or(i32::MAX))
-        .collect();
-    let started: Vec<String> = records
-        .iter()
-        .map(|(_, _, started_at)| started_at.to_rfc3339())
+        .map(|(_, attempt)| i32::try_from(*attempt).unwrap_or(i32::MAX))
         .collect();
     let rows = db
         .query_all_raw(statement(
             "WITH input AS (
-                 SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS i(id, attempt, started_at)),
+                 SELECT * FROM unnest($1::text[], $2::int[]) AS i(id, attempt)),
              done AS (
                  UPDATE transactions t
                     SET status = 'PROCESSED', processed_at = now(), updated_at = now(),
                         lease_owner = NULL, lease_expires_at = NULL
                    FROM input
                   WHERE t.transaction_id = input.id AND (t.status = 'PROCESSING') IS TRUE
-                    AND t.lease_owner = $4
-              RETURNING t.transaction_id, input.attempt, input.started_at)
-             INSERT INTO processing_attempts (transaction_id, attempt, consumer, started_at, outcome)
-             SELECT transaction_id, attempt, $4, started_at::timestamptz, 'SUCCEEDED' FROM done
-             RETURNING transaction_id",
-            [ids.into(), attempts.into(), started.into(), owner.into()],
+                    AND t.lease_owner = $3
+              RETURNING t.transaction_id, input.attempt),
+             finished AS (
+                 UPDATE processing_attempts a
+                    SET outcome = 'SUCCEEDED', finished_at = now()
+                   FROM done
+                  WHERE a.transaction_id = done.transaction_id AND a.attempt = done.attempt
+                    AND a.outcome = 'CALLING')
+             SELECT transaction_id FROM done",
+            [ids.into(), attempts.into(), owner.into()],
         ))
         .await?;
     rows.iter()
@@ -157,42 +207,40 @@ pub struct AttemptRecord<'a> {
     pub transaction_id: &'a str,
     pub owner: &'a str,
     pub attempt: u32,
-    pub started_at: DateTime<Utc>,
 }
 
-/// Records a failed attempt. When `last` is true the transaction becomes FAILED;
-/// otherwise the lease is extended by `retry_lease` to cover the backoff and the next
-/// attempt. Returns false when the lease was lost.
+/// Records a failed attempt. When `last` is true the transaction becomes FAILED and its
+/// lease is given up; otherwise `owner` keeps it through the backoff. Returns false when
+/// the lease was lost.
 pub async fn record_failure(
     db: &impl ConnectionTrait,
     record: &AttemptRecord<'_>,
     error: &str,
     last: bool,
-    retry_lease: Duration,
 ) -> Result<bool, DbErr> {
     let rows = db
         .query_all_raw(statement(
             "WITH changed AS (
                  UPDATE transactions
-                    SET last_error = $5, updated_at = now(),
-                        status = CASE WHEN $6 THEN 'FAILED' ELSE status END,
-                        processed_at = CASE WHEN $6 THEN now() ELSE processed_at END,
-                        lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END,
-                        lease_expires_at = CASE WHEN $6 THEN NULL
-                                           ELSE now() + $7 * interval '1 millisecond' END
+                    SET last_error = $4, updated_at = now(),
+                        status = CASE WHEN $5 THEN 'FAILED' ELSE status END,
+                        processed_at = CASE WHEN $5 THEN now() ELSE processed_at END,
+                        lease_owner = CASE WHEN $5 THEN NULL ELSE lease_owner END
                   WHERE transaction_id = $1 AND status = 'PROCESSING' AND lease_owner = $2
-              RETURNING transaction_id)
-             INSERT INTO processing_attempts (transaction_id, attempt, consumer, started_at, outcome, error)
-             SELECT transaction_id, $3, $2, $4, 'FAILED', $5 FROM changed
-             RETURNING id",
+              RETURNING transaction_id),
+             finished AS (
+                 UPDATE processing_attempts a
+                    SET outcome = 'FAILED', error = $4, finished_at = now()
+                   FROM changed
+                  WHERE a.transaction_id = changed.transaction_id AND a.attempt = $3
+                    AND a.outcome = 'CALLING')
+             SELECT transaction_id FROM changed",
             [
                 record.transaction_id.into(),
                 record.owner.into(),
                 i64::from(record.attempt).into(),
-                record.started_at.into(),
                 error.into(),
                 last.into(),
-                millis(retry_lease),
             ],
         ))
         .await?;
@@ -212,7 +260,7 @@ pub async fn release_leases(db: &impl ConnectionTrait, owner: &str) -> Result<u6
     Ok(result.rows_affected())
 }
 
-/// Takes up to `limit` unfinished transactions that nobody holds and whose `republish_at`
+/// Takes up to `limit` unfinished transactions that no live consumer holds and whose `republish_at`
 /// is before `cutoff`, and moves their `republish_at` to `republish_after` from now.
 /// `SKIP LOCKED`: replicas reconciling at once take different rows.
 pub async fn take_due_for_publication(
@@ -226,9 +274,11 @@ pub async fn take_due_for_publication(
             "UPDATE transactions
                 SET republish_at = now() + $2 * interval '1 millisecond'
               WHERE transaction_id IN (
-                    SELECT transaction_id FROM transactions
+                    SELECT transaction_id FROM transactions t
                      WHERE status = 'PROCESSING' AND republish_at < $1
-                       AND (lease_expires_at IS NULL OR lease_expires_at < now())
+                       AND (lease_owner IS NULL OR NOT EXISTS (
+                            SELECT 1 FROM consumers c
+                             WHERE c.name = t.lease_owner AND c.expires_at > now()))
                      ORDER BY republish_at
                      LIMIT $3
                        FOR UPDATE SKIP LOCKED)
@@ -316,10 +366,10 @@ pub async fn delete_finished_older_than(
     })
 }
 
-fn statement<const N: usize>(sql: &str, values: [Value; N]) -> Statement {
+pub(super) fn statement<const N: usize>(sql: &str, values: [Value; N]) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
-fn millis(duration: Duration) -> Value {
+pub(super) fn millis(duration: Duration) -> Value {
     (duration.as_secs_f64() * 1_000.0).into()
 }

@@ -1,11 +1,14 @@
-//! Processing what the consumer reads: claim each transaction (a lease on its row), wait
-//! out the external call's delay, record the outcome, acknowledge the entry; on failure
-//! retry with exponential backoff and jitter, up to `max_attempts`, then FAILED.
+//! Processing what the consumer reads: claim each transaction (a lease on its row), make
+//! the external call, record the outcome, acknowledge the entry; on failure retry with
+//! exponential backoff and jitter, up to `max_attempts`, then FAILED. A heartbeat renews
+//! every lease held (one row: this consumer's registration) and keeps the held entries'
+//! idle time short, so nobody reclaims them while their holder lives.
 //!
 //! Waiting scales with memory, not with tasks: one scheduler task holds every waiting
 //! transaction as a small record in a timer wheel (`scheduler`), and the database and
 //! Redis work is done in batches as deadlines pass (`steps`).
 
+mod heartbeat;
 mod scheduler;
 mod steps;
 
@@ -15,18 +18,16 @@ use fred::prelude::Client;
 use sea_orm::DatabaseConnection;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::{external::ExternalCall, stream::StreamNames};
+use crate::{db::consumers::Registration, external::ExternalCall, stream::StreamNames};
 
-pub use scheduler::Scheduler;
+pub use scheduler::{STEP_WIND_DOWN, Scheduler};
 
-/// How a transaction is retried and how long its claims last.
+/// How a transaction is retried.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
     pub max_attempts: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
-    /// Added to the call's longest time to make the lease: past it, the claim is presumed dead.
-    pub lease_margin: Duration,
 }
 
 impl RetryPolicy {
@@ -47,6 +48,10 @@ pub struct Processing {
     /// For XACK, XDEL and dead letters.
     pub redis: Client,
     pub names: StreamNames,
+    /// This process's hold on `names.consumer`, the owner of its leases.
+    pub registration: Registration,
+    /// How long the leases outlive the last heartbeat (renewed every third of it).
+    pub lease: Duration,
     pub dead_letter_key: String,
     pub external: ExternalCall,
     pub retry: RetryPolicy,
@@ -57,11 +62,7 @@ pub struct Processing {
 impl Processing {
     /// Lease holder name: the consumer's.
     fn owner(&self) -> &str {
-        &self.names.consumer
-    }
-
-    fn lease(&self) -> Duration {
-        self.external.longest() + self.retry.lease_margin
+        &self.registration.name
     }
 }
 
@@ -71,8 +72,12 @@ impl Processing {
 pub struct Delivery {
     pub entry_id: Box<str>,
     pub transaction_id: Arc<str>,
-    /// The webhook's request id, for the logs.
+    /// The webhook's request id, for the logs and the external call.
     pub request_id: Option<Box<str>>,
+    /// False when the entry may be another live holder's own (claimed from it with
+    /// XAUTOCLAIM, or ours from an earlier attempt): then a transaction found held
+    /// elsewhere leaves it pending instead of acknowledging it.
+    pub fresh: bool,
     /// Held until this delivery is settled: the consumer reads no further than its
     /// in-flight bound, so reaching the bound slows reading and never drops work.
     pub slot: OwnedSemaphorePermit,
@@ -89,7 +94,7 @@ pub enum Outcome {
     AlreadyFinished,
     /// Another live consumer holds it: that one will finish it.
     HeldElsewhere,
-    /// Our lease expired mid-way and another consumer took over; we stopped.
+    /// Our lease lapsed mid-way and another consumer took over; we recorded nothing.
     LeaseLost,
     /// No such transaction in PostgreSQL: nothing to do.
     Unknown,
@@ -105,7 +110,6 @@ mod tests {
             max_attempts: 10,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),
-            lease_margin: Duration::from_secs(1),
         };
         for _ in 0..100 {
             assert!(policy.backoff(1) <= Duration::from_millis(100));

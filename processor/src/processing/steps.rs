@@ -14,7 +14,7 @@ use sea_orm::DbErr;
 
 use super::{Delivery, Outcome, Processing};
 use crate::{
-    db::repository::{self, AttemptRecord, StoredTransaction},
+    db::repository::{self, AttemptRecord},
     domain::Status,
     external::{self, CallResult, ExternalCall, HttpCall},
     metrics,
@@ -26,17 +26,7 @@ use crate::{
 pub(super) struct Claimed {
     pub(super) delivery: Delivery,
     pub(super) attempt: u32,
-    pub(super) started_at: DateTime<Utc>,
     pub(super) created_at: DateTime<Utc>,
-}
-
-/// What the scheduler waits for.
-#[derive(Debug)]
-pub(super) enum Timer {
-    /// The simulated call's delay ends: record its result (drawn when it started).
-    CallEnds(Claimed, CallResult),
-    /// A failed transaction's backoff ends: claim it again for its next attempt.
-    RetryDue(Delivery),
 }
 
 /// An HTTP call about to be made for a claimed transaction.
@@ -73,13 +63,21 @@ struct Failure {
 /// What a step hands back to the scheduler.
 #[derive(Debug, Default)]
 pub(super) struct StepResult {
-    /// Timers to start: what to wait for, and how long.
-    pub(super) wait: Vec<(Timer, Duration)>,
+    /// Simulated calls started: each ends with its result after its delay.
+    pub(super) simulated: Vec<(Claimed, CallResult, Duration)>,
     /// HTTP calls to start.
     pub(super) calls: Vec<Call>,
-    /// Transactions no longer handled here: settled, or left pending in the group for
-    /// a later delivery.
+    /// Failed transactions to claim again after their backoff (the lease is kept).
+    pub(super) retries: Vec<(Delivery, Duration)>,
+    /// Transactions settled here: their entries are acknowledged.
+    pub(super) acknowledged: Vec<Arc<str>>,
+    /// Transactions no longer handled here whose entries stay pending in the group for a
+    /// later delivery (or for the holder that now has them).
     pub(super) released: Vec<Arc<str>>,
+    /// Leases the heartbeat found taken by another consumer: stop, record nothing.
+    pub(super) lost: Vec<Arc<str>>,
+    /// The heartbeat found this consumer's name taken by another process.
+    pub(super) identity_lost: bool,
 }
 
 impl StepResult {
@@ -95,17 +93,16 @@ pub(super) async fn claim(processing: &Processing, deliveries: Vec<Delivery>) ->
         .iter()
         .map(|delivery| delivery.transaction_id.to_string())
         .collect();
-    let claims: HashMap<String, StoredTransaction> = match repository::claim_many(
+    let claims: HashMap<String, repository::Claimed> = match repository::claim_many(
         &processing.db,
         &ids,
         processing.owner(),
-        processing.lease(),
     )
     .await
     {
         Ok(claims) => claims
             .into_iter()
-            .map(|claim| (claim.transaction_id.clone(), claim))
+            .map(|claim| (claim.transaction.transaction_id.clone(), claim))
             .collect(),
         Err(error) => {
             tracing::warn!(count = ids.len(), %error, "claiming failed; the entries stay pending and will be delivered again");
@@ -113,27 +110,30 @@ pub(super) async fn claim(processing: &Processing, deliveries: Vec<Delivery>) ->
             return result;
         }
     };
-    let started_at = Utc::now();
     let mut unclaimed = Vec::new();
     for delivery in deliveries {
         let Some(claim) = claims.get(&*delivery.transaction_id) else {
             unclaimed.push(delivery);
             continue;
         };
+        if claim.cut_calls > 0 {
+            // An earlier call was cut (a crash, a stop grace): this one repeats it, with
+            // the same idempotency key.
+            ::metrics::counter!(metrics::EXTERNAL_CALLS_REPEATED_TOTAL)
+                .increment(u64::from(claim.cut_calls));
+            tracing::warn!(transaction_id = %delivery.transaction_id, cut_calls = claim.cut_calls, "calling again after a call that was cut");
+        }
         let claimed = Claimed {
             delivery,
-            attempt: u32::try_from(claim.attempts).unwrap_or_default(),
-            started_at,
-            created_at: claim.created_at,
+            attempt: u32::try_from(claim.transaction.attempts).unwrap_or_default(),
+            created_at: claim.transaction.created_at,
         };
         match &processing.external {
             ExternalCall::Simulated(simulated) => {
                 let outcome = simulated.result(&claimed.delivery.transaction_id);
-                result
-                    .wait
-                    .push((Timer::CallEnds(claimed, outcome), simulated.delay));
+                result.simulated.push((claimed, outcome, simulated.delay));
             }
-            ExternalCall::Http(http) => match external::request_body(claim) {
+            ExternalCall::Http(http) => match external::request_body(&claim.transaction) {
                 Ok(body) => result.calls.push(Call {
                     claimed,
                     http: http.clone(),
@@ -152,7 +152,9 @@ pub(super) async fn claim(processing: &Processing, deliveries: Vec<Delivery>) ->
 }
 
 /// Deliveries whose transaction could not be claimed: finished already, held by another
-/// live consumer, or unknown. Each is acknowledged; the transaction needs nothing from us.
+/// live consumer, or unknown. Each is acknowledged, the transaction needs nothing from
+/// us, except an entry held elsewhere that may be the holder's own: that one stays
+/// pending for its holder, who takes it back with its next heartbeat.
 async fn settle_unclaimed(
     processing: &Processing,
     unclaimed: Vec<Delivery>,
@@ -177,20 +179,23 @@ async fn settle_unclaimed(
             return;
         }
     };
-    let settled = unclaimed
-        .into_iter()
-        .map(|delivery| {
-            let outcome = match statuses.get(&*delivery.transaction_id) {
-                None => {
-                    orphan(&delivery);
-                    Outcome::Unknown
-                }
-                Some(status) if status == Status::Processing.as_str() => Outcome::HeldElsewhere,
-                Some(_) => Outcome::AlreadyFinished,
-            };
-            (delivery, outcome)
-        })
-        .collect();
+    let mut settled = Vec::with_capacity(unclaimed.len());
+    for delivery in unclaimed {
+        let outcome = match statuses.get(&*delivery.transaction_id) {
+            None => {
+                orphan(&delivery);
+                Outcome::Unknown
+            }
+            Some(status) if status == Status::Processing.as_str() => Outcome::HeldElsewhere,
+            Some(_) => Outcome::AlreadyFinished,
+        };
+        if outcome == Outcome::HeldElsewhere && !delivery.fresh {
+            tracing::info!(transaction_id = %delivery.transaction_id, entry_id = %delivery.entry_id, "held by another live consumer; its entry stays pending for it");
+            result.release(delivery);
+        } else {
+            settled.push((delivery, outcome));
+        }
+    }
     settle(processing, settled, result).await;
 }
 
@@ -258,15 +263,9 @@ async fn record_successes(
     }
     ::metrics::counter!(metrics::ATTEMPTS_TOTAL, "outcome" => "succeeded")
         .increment(succeeded.len() as u64);
-    let records: Vec<(String, u32, DateTime<Utc>)> = succeeded
+    let records: Vec<(String, u32)> = succeeded
         .iter()
-        .map(|c| {
-            (
-                c.delivery.transaction_id.to_string(),
-                c.attempt,
-                c.started_at,
-            )
-        })
+        .map(|c| (c.delivery.transaction_id.to_string(), c.attempt))
         .collect();
     let recorded =
         persistently(|| repository::record_successes(&processing.db, processing.owner(), &records))
@@ -282,13 +281,12 @@ async fn record_successes(
         }
     };
     for claimed in succeeded {
-        let outcome = if recorded.contains(&*claimed.delivery.transaction_id) {
+        if recorded.contains(&*claimed.delivery.transaction_id) {
             finished(Status::Processed, claimed.created_at);
-            Outcome::Processed
+            settled.push((claimed.delivery, Outcome::Processed));
         } else {
-            Outcome::LeaseLost
-        };
-        settled.push((claimed.delivery, outcome));
+            lease_lost(claimed.delivery, result);
+        }
     }
 }
 
@@ -318,13 +316,9 @@ async fn record_failure(
         transaction_id,
         owner: processing.owner(),
         attempt,
-        started_at: claimed.started_at,
     };
-    // While it backs off, the lease covers the backoff and the next attempt.
-    let lease = backoff + processing.lease();
     let recorded =
-        persistently(|| repository::record_failure(&processing.db, &record, &error, last, lease))
-            .await;
+        persistently(|| repository::record_failure(&processing.db, &record, &error, last)).await;
     match recorded {
         Ok(true) if last => {
             tracing::warn!(%transaction_id, attempts = attempt, %error, "transaction FAILED");
@@ -339,10 +333,14 @@ async fn record_failure(
             finished(Status::Failed, claimed.created_at);
             settled.push((claimed.delivery, Outcome::Failed));
         }
-        Ok(true) => result
-            .wait
-            .push((Timer::RetryDue(claimed.delivery), backoff)),
-        Ok(false) => settled.push((claimed.delivery, Outcome::LeaseLost)),
+        Ok(true) => {
+            let mut delivery = claimed.delivery;
+            // Its entry is ours; should the transaction be held elsewhere by the next
+            // attempt, that holder took the entry too.
+            delivery.fresh = false;
+            result.retries.push((delivery, backoff));
+        }
+        Ok(false) => lease_lost(claimed.delivery, result),
         Err(error) => {
             tracing::warn!(%transaction_id, %error, "recording a failure failed; the entry stays pending and will be delivered again");
             result.release(claimed.delivery);
@@ -369,8 +367,16 @@ async fn settle(
             ?outcome,
             "transaction handled"
         );
-        result.release(delivery);
+        result.acknowledged.push(delivery.transaction_id);
     }
+}
+
+/// Another consumer took the transaction over while we worked on it (we were paused or
+/// cut off past the lease): nothing is recorded, and the entry, now the new holder's to
+/// acknowledge, stays pending.
+fn lease_lost(delivery: Delivery, result: &mut StepResult) {
+    tracing::warn!(transaction_id = %delivery.transaction_id, entry_id = %delivery.entry_id, outcome = ?Outcome::LeaseLost, "lease lost to another consumer; nothing recorded");
+    result.release(delivery);
 }
 
 /// Runs a write, retrying briefly on a database error: the external call has been made,

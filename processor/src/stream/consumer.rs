@@ -34,7 +34,9 @@ pub struct Consumer {
     pub reader: Client,
     pub batch_size: usize,
     pub max_in_flight: usize,
-    /// Entries pending this long belong to a consumer presumed dead: they are claimed.
+    /// Entries pending this long belong to a consumer presumed dead: they are claimed. A
+    /// live holder keeps its entries' idle time below it (its heartbeat), so this is a
+    /// lease, not a delivery time.
     pub claim_min_idle: Duration,
     /// How often to look for such entries.
     pub claim_interval: Duration,
@@ -129,7 +131,7 @@ impl Consumer {
             processing,
         } = self;
         let (redis, names) = (processing.redis.clone(), processing.names.clone());
-        let scheduler = Scheduler::start(processing);
+        let scheduler = Scheduler::start(processing, shutdown.clone());
         let in_flight = Arc::new(Semaphore::new(max_in_flight));
         let reading = Reading {
             redis: &redis,
@@ -154,7 +156,7 @@ impl Consumer {
                         );
                         ::metrics::counter!(crate::metrics::CLAIMED_ENTRIES_TOTAL)
                             .increment(entries.len() as u64);
-                        reading.hand_over(entries, None).await;
+                        reading.hand_over(entries, None, false).await;
                     }
                     Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "claiming idle entries failed"),
@@ -193,7 +195,7 @@ impl Consumer {
                 }
             }
             let short = entries.len() < count;
-            reading.hand_over(entries, Some(first_slot)).await;
+            reading.hand_over(entries, Some(first_slot), true).await;
             if short && !reading_own_pending {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -239,8 +241,14 @@ struct Reading<'a> {
 
 impl Reading<'_> {
     /// Hands each entry to the scheduler with an in-flight slot, waiting for slots when
-    /// the bound is reached.
-    async fn hand_over(&self, entries: Entries, mut first_slot: Option<OwnedSemaphorePermit>) {
+    /// the bound is reached. `fresh`: read through the group, not claimed from another
+    /// consumer (see `Delivery::fresh`).
+    async fn hand_over(
+        &self,
+        entries: Entries,
+        mut first_slot: Option<OwnedSemaphorePermit>,
+        fresh: bool,
+    ) {
         let mut malformed: Vec<String> = Vec::new();
         for (entry_id, mut fields) in entries {
             let Some(transaction_id) = fields.remove(TRANSACTION_ID_FIELD) else {
@@ -265,6 +273,7 @@ impl Reading<'_> {
                     entry_id: entry_id.into_boxed_str(),
                     transaction_id: Arc::from(transaction_id),
                     request_id: fields.remove(REQUEST_ID_FIELD).map(String::into_boxed_str),
+                    fresh,
                     slot,
                 })
                 .await;

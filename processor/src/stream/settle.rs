@@ -45,3 +45,39 @@ pub async fn dead_letter(
         tracing::error!(%transaction_id, %error, "could not add the FAILED transaction to the dead-letter stream");
     }
 }
+
+/// Entries per XCLAIM when keeping held entries fresh.
+const KEEP_CHUNK: usize = 1_000;
+
+/// Resets the idle time of entries this consumer is working on (XCLAIM to itself with
+/// JUSTID, which leaves the delivery count alone), so XAUTOCLAIM elsewhere, which takes
+/// entries idle past a lease, never takes one whose holder is alive and renewing. An entry
+/// another consumer had claimed meanwhile comes back to us, its holder.
+pub async fn keep_pending(client: &Client, names: &StreamNames, entry_ids: &[&str]) {
+    if entry_ids.is_empty() {
+        return;
+    }
+    let pipeline = client.pipeline();
+    let queued = async {
+        for chunk in entry_ids.chunks(KEEP_CHUNK) {
+            let () = pipeline
+                .xclaim(
+                    &names.key,
+                    &names.group,
+                    &names.consumer,
+                    0,
+                    chunk.to_vec(),
+                    None,
+                    None,
+                    None,
+                    false,
+                    true,
+                )
+                .await?;
+        }
+        pipeline.all::<Vec<fred::types::Value>>().await
+    };
+    if let Err(error) = queued.await {
+        tracing::warn!(count = entry_ids.len(), %error, "keeping held entries fresh failed; another consumer may claim them and find them held");
+    }
+}

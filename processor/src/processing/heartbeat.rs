@@ -1,0 +1,82 @@
+//! The heartbeat: while a consumer works, it renews its registration (and with it every
+//! lease it holds) and keeps the entries it holds fresh, every third of a lease. A
+//! heartbeat that finds the registration had lapsed (the process was paused, or cut off
+//! from PostgreSQL, past the lease) checks which leases are still its own: the others were
+//! taken over, and their work stops without recording anything.
+
+use std::{collections::HashSet, sync::Arc};
+
+use super::{Processing, steps::StepResult};
+use crate::{
+    db::{
+        consumers::{self, Renewal},
+        repository,
+    },
+    stream::settle,
+};
+
+/// One transaction in hand, as the heartbeat sees it.
+pub(super) struct Held {
+    pub(super) transaction_id: Arc<str>,
+    /// Whether it has been claimed (a call or a backoff under way), so holds a lease.
+    pub(super) leased: bool,
+    /// Its entries in the group: the one it was delivered by, and any repeats.
+    pub(super) entries: Vec<Box<str>>,
+}
+
+pub(super) async fn beat(processing: &Processing, held: Vec<Held>) -> StepResult {
+    let mut result = StepResult::default();
+    let renewal =
+        consumers::renew(&processing.db, &processing.registration, processing.lease).await;
+    let lost: HashSet<Arc<str>> = match renewal {
+        Ok(Renewal::Renewed) => HashSet::new(),
+        Ok(Renewal::RenewedAfterLapse) => {
+            let leased: Vec<String> = held
+                .iter()
+                .filter(|h| h.leased)
+                .map(|h| h.transaction_id.to_string())
+                .collect();
+            match repository::held_by(&processing.db, &leased, processing.owner()).await {
+                Ok(still) => {
+                    let still: HashSet<String> = still.into_iter().collect();
+                    let lost: HashSet<Arc<str>> = held
+                        .iter()
+                        .filter(|h| h.leased && !still.contains(&*h.transaction_id))
+                        .map(|h| h.transaction_id.clone())
+                        .collect();
+                    tracing::warn!(
+                        lost = lost.len(),
+                        kept = still.len(),
+                        "the registration had lapsed (paused or cut off past the lease); leases taken over meanwhile are given up"
+                    );
+                    lost
+                }
+                Err(error) => {
+                    // Finishing checks the lease again, so nothing is recorded twice.
+                    tracing::warn!(%error, "cannot tell which leases survived the lapse");
+                    HashSet::new()
+                }
+            }
+        }
+        Ok(Renewal::Lost) => {
+            tracing::error!(consumer = %processing.owner(), "another process has taken this consumer name after it lapsed; giving up every lease and stopping");
+            result.identity_lost = true;
+            result.lost = held.into_iter().map(|h| h.transaction_id).collect();
+            return result;
+        }
+        Err(error) => {
+            // Not renewed: the entries are left to idle, so that should this consumer be cut
+            // off for good, others take its work over once the leases lapse.
+            tracing::warn!(%error, "renewing the leases failed; retrying at the next heartbeat");
+            return result;
+        }
+    };
+    let entries: Vec<&str> = held
+        .iter()
+        .filter(|h| !lost.contains(&h.transaction_id))
+        .flat_map(|h| h.entries.iter().map(|e| &**e))
+        .collect();
+    settle::keep_pending(&processing.redis, &processing.names, &entries).await;
+    result.lost = lost.into_iter().collect();
+    result
+}
