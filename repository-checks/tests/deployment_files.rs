@@ -1294,7 +1294,10 @@ fn platforms_wait_for_the_processor_to_finish_its_calls() {
     let deadline = processor_config(&settings).stop_deadline();
     let grace = service["stop_grace_period"]
         .as_str()
-        .map(|text| humantime::parse_duration(text).expect("stop_grace_period is a duration"))
+        .map(|text| {
+            service_support::settings::parse_duration("stop_grace_period", text)
+                .expect("stop_grace_period is a duration")
+        })
         .expect("docker-compose.yml: the processor sets stop_grace_period");
     assert!(
         grace >= deadline,

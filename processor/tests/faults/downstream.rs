@@ -6,6 +6,7 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use axum::{
@@ -27,6 +28,8 @@ pub enum Answer {
     TooManyRequests {
         retry_after_seconds: u64,
     },
+    /// 200 after this long.
+    Slow(Duration),
     /// Holds the connection and never answers.
     Never,
 }
@@ -85,6 +88,11 @@ impl Downstream {
     /// The calls that carried `key`, in arrival order.
     pub fn calls(&self, key: &str) -> Vec<Call> {
         self.lock().get(key).cloned().unwrap_or_default()
+    }
+
+    /// Every call so far, whatever its key.
+    pub fn total(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
     }
 
     /// Calls per idempotency key.
@@ -158,6 +166,10 @@ async fn answer(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Str
             [("retry-after", retry_after_seconds.to_string())],
         )
             .into_response(),
+        Answer::Slow(delay) => {
+            tokio::time::sleep(delay).await;
+            StatusCode::OK.into_response()
+        }
         Answer::Never => std::future::pending().await,
     }
 }

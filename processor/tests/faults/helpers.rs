@@ -37,28 +37,46 @@ fn log_file(name: &str) -> (File, PathBuf) {
 pub struct ProcessorProcess {
     child: Child,
     pub port: u16,
+    pub metrics_port: u16,
     pub log: PathBuf,
 }
 
 impl ProcessorProcess {
     /// Starts it and waits until its gRPC port answers.
     pub async fn start(setup: &Setup, consumer_name: &str) -> Self {
-        let process = Self::spawn(setup, consumer_name);
+        Self::start_with_defaults(setup, consumer_name, &[]).await
+    }
+
+    /// As `start`, leaving the settings named in `defaults` to the processor's defaults.
+    pub async fn start_with_defaults(
+        setup: &Setup,
+        consumer_name: &str,
+        defaults: &[&str],
+    ) -> Self {
+        let process = Self::spawn_with_defaults(setup, consumer_name, defaults);
         process.wait_until_listening(Duration::from_secs(60)).await;
         process
     }
 
     /// Starts it without waiting for anything.
     pub fn spawn(setup: &Setup, consumer_name: &str) -> Self {
+        Self::spawn_with_defaults(setup, consumer_name, &[])
+    }
+
+    fn spawn_with_defaults(setup: &Setup, consumer_name: &str, defaults: &[&str]) -> Self {
         let port = free_port();
+        let metrics_port = free_port();
         let (log, log_path) = log_file(consumer_name);
         let mut command = Command::new(env!("CARGO_BIN_EXE_processor"));
         command.env_clear();
         for (name, value) in setup.environment() {
-            command.env(name, value);
+            if !defaults.contains(&name) {
+                command.env(name, value);
+            }
         }
         command
             .env("GRPC_ADDR", format!("127.0.0.1:{port}"))
+            .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
             .env("CONSUMER_NAME", consumer_name)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -68,6 +86,7 @@ impl ProcessorProcess {
         Self {
             child,
             port,
+            metrics_port,
             log: log_path,
         }
     }
@@ -99,6 +118,33 @@ impl ProcessorProcess {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The value of a counter (summed over its labels) on this processor's `/metrics`.
+    pub async fn counter(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .filter(|line| {
+                line.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// SIGSTOP: the process is frozen, as by a stalled VM or CPU throttling.
+    pub fn pause(&self) {
+        signal(self.child.id(), "STOP");
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self) {
+        signal(self.child.id(), "CONT");
     }
 
     /// SIGKILL: no shutdown, no cleanup, as a crash or an OOM kill.

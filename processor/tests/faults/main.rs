@@ -17,4 +17,5 @@ mod external_calls;
 mod failover;
 mod postgres;
 mod redis;
+mod repeats;
 mod retries;
