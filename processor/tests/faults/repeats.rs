@@ -13,7 +13,7 @@ use crate::{
         settle,
     },
 };
-use processor::testing::{Setup, eventually};
+use test_support::{Setup, eventually};
 
 const REPEATED: &str = "payments_external_calls_repeated_total";
 
