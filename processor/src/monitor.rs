@@ -37,6 +37,10 @@ pub struct Monitor {
     /// meanwhile are published at once, not a `REPUBLISH_AFTER` later.
     pub redis_returned: Arc<Notify>,
     pub redis_was_up: AtomicBool,
+    /// Whether Redis has answered this process yet. Until it has, a failed look is the
+    /// client still connecting (or Redis away at start, which the wait for the stream
+    /// group signals itself), not an outage to recover from.
+    pub redis_answered: AtomicBool,
 }
 
 impl Monitor {
@@ -74,7 +78,12 @@ impl Monitor {
                 .await;
         }
         let redis_was_up = self.redis_was_up.swap(redis_up, Ordering::Relaxed);
-        if redis_up && !redis_was_up {
+        let answered_before = if redis_up {
+            self.redis_answered.swap(true, Ordering::Relaxed)
+        } else {
+            self.redis_answered.load(Ordering::Relaxed)
+        };
+        if redis_up && !redis_was_up && answered_before {
             tracing::info!("Redis answers again; publishing what was committed meanwhile");
             self.redis_returned.notify_one();
         }

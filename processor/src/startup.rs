@@ -108,8 +108,8 @@ async fn reach(url: &str) -> Result<(), sqlx::Error> {
 
 /// Makes the consumer group once Redis answers, retrying with backoff. True once it
 /// exists; false when `shutdown` came first. When it had to be made (a new stream, or a
-/// Redis that lost its data), `stream_lost` tells the outbox to publish every unfinished
-/// transaction.
+/// Redis that lost its data), or Redis was away at start (rows committed meanwhile have no
+/// entries), `stream_lost` tells the outbox to publish every unfinished transaction.
 pub async fn wait_for_stream_group(
     redis: &Client,
     names: &StreamNames,
@@ -117,15 +117,17 @@ pub async fn wait_for_stream_group(
     shutdown: &CancellationToken,
 ) -> bool {
     let mut backoff = Backoff::new();
+    let mut waited = false;
     loop {
         match ensure_group(redis, names).await {
             Ok(created) => {
-                if created {
+                if created || waited {
                     stream_lost.notify_one();
                 }
                 return true;
             }
             Err(error) => {
+                waited = true;
                 let pause = backoff.next();
                 tracing::warn!(%error, retry_in = ?pause, "Redis at REDIS_URL does not answer; ingest goes on, processing starts once it does");
                 tokio::select! {

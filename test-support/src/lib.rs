@@ -7,6 +7,7 @@
 mod calls;
 mod database;
 mod invariants;
+mod metrics;
 mod polling;
 mod processes;
 pub mod python_service;
@@ -19,6 +20,7 @@ pub use database::{TEST_DATABASE_PREFIX, admin_database_url, create_database};
 pub use invariants::{
     assert_each_accepted_finished_exactly_once, count_by_status, settle, successful_attempts,
 };
+pub use metrics::metric;
 pub use polling::eventually;
 pub use processes::{PostgresCluster, RedisServer, free_port};
 pub use running::RunningProcessor;

@@ -151,11 +151,15 @@ async fn an_unreachable_processor_is_503_with_retry_after_never_a_hang() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status_on_their_own_port() {
     let stack = Stack::start("30s").await;
+    let accepted = r#"gateway_http_requests_total{method="POST",route="/v1/webhooks/transactions",status="202"}"#;
+    let accepted_before = test_support::metric(stack.metrics_addr, accepted).await;
     let id = unique_id("metrics");
     assert_eq!(
         stack.post_webhook(&seed_webhook(&id)).await.status(),
         StatusCode::ACCEPTED
     );
+    // The process's gateways share one registry: the count moved by at least this one.
+    assert!(test_support::metric(stack.metrics_addr, accepted).await >= accepted_before + 1.0);
     assert_eq!(stack.get_transaction(&id).await.status(), StatusCode::OK);
     let text = stack
         .http

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::helpers::{
     ProcessorProcess, assert_each_accepted_finished_exactly_once, count_by_status, ingest_many,
-    pending, quick_setup, settle,
+    metric, pending, quick_setup, settle,
 };
 
 #[tokio::test]
@@ -29,7 +29,8 @@ async fn a_processor_killed_mid_delay_loses_nothing() {
         "killed before any delay ended"
     );
 
-    // A new replica (another name) takes the dead one's entries once their leases lapse.
+    // A new replica (another name) takes the dead one's entries once their leases lapse,
+    // and counts them: payments_claimed_entries_total is what tells replicas are dying.
     let second = ProcessorProcess::start(&setup, "second").await;
     assert!(
         settle(&db, Duration::from_secs(60)).await,
@@ -38,6 +39,11 @@ async fn a_processor_killed_mid_delay_loses_nothing() {
     );
     assert_each_accepted_finished_exactly_once(&db, &accepted).await;
     assert_eq!(count_by_status(&db, "PROCESSED").await, 300);
+    let claimed = metric(second.metrics_addr(), "payments_claimed_entries_total").await;
+    assert!(
+        claimed >= 300.0,
+        "every entry of the dead consumer was claimed (XAUTOCLAIM): {claimed}"
+    );
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use tonic::transport::Channel;
 
 pub use test_support::{
     PostgresCluster, RedisServer, assert_each_accepted_finished_exactly_once, count_by_status,
-    request, settle, unique_id,
+    metric, request, settle, unique_id,
 };
 
 pub use test_support::free_port;
@@ -56,6 +56,11 @@ impl ProcessorProcess {
         let process = Self::spawn_with_defaults(setup, consumer_name, defaults);
         process.wait_until_listening(Duration::from_secs(60)).await;
         process
+    }
+
+    /// Where it serves `/metrics`.
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.metrics_port))
     }
 
     /// Starts it without waiting for anything.

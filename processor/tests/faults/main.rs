@@ -10,6 +10,7 @@ mod helpers;
 mod redis_cluster;
 mod senders;
 
+mod anomalies;
 mod cluster;
 mod consumers;
 mod contention;

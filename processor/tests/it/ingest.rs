@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use payments_proto::v1::transaction_service_client::TransactionServiceClient;
 
-use crate::helpers::{Setup, StartProcessor, count_by_status, eventually, request, unique_id};
+use crate::helpers::{
+    Setup, StartProcessor, count_by_status, eventually, metric, request, unique_id,
+};
 
 #[tokio::test]
 async fn concurrent_duplicates_make_one_row_and_one_publication() {
@@ -199,6 +201,8 @@ async fn under_a_table_lock_callers_get_unavailable_before_their_deadline_and_qu
             (answer.map(|_| ()), started.elapsed())
         })
     };
+    let unavailable = r#"payments_ingest_total{outcome="unavailable"}"#;
+    let unavailable_before = metric(processor.metrics_addr, unavailable).await;
     // The first is taken by the only writer, which waits on the lock; the second waits in
     // the queue behind it.
     let (in_flight, queued) = (unique_id("locked"), unique_id("queued"));
@@ -214,6 +218,8 @@ async fn under_a_table_lock_callers_get_unavailable_before_their_deadline_and_qu
             "answered before the deadline, not at it: {took:?}"
         );
     }
+
+    assert!(metric(processor.metrics_addr, unavailable).await >= unavailable_before + 2.0);
 
     lock.rollback().await.expect("release the lock");
     // The write in flight completes (its row may have been committed by then); the one

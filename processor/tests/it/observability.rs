@@ -5,7 +5,9 @@ use std::{collections::HashSet, time::Duration};
 use payments_proto::v1::{self as pb, ListTransactionsRequest, WatchTransactionRequest};
 use tonic::Code;
 
-use crate::helpers::{Setup, StartProcessor, count_by_status, eventually, request, unique_id};
+use crate::helpers::{
+    Setup, StartProcessor, count_by_status, eventually, metric, request, unique_id,
+};
 
 #[tokio::test]
 async fn list_pages_through_250_transactions_newest_first_without_gap_or_repeat() {
@@ -158,21 +160,6 @@ async fn watch_streams_processing_then_processed_and_ends() {
     processor.stop().await;
 }
 
-/// The value of one sample line of `/metrics`, or 0 when absent.
-pub async fn metric(url: &str, line_prefix: &str) -> f64 {
-    let text = reqwest::get(url)
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find(|line| line.starts_with(line_prefix))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn metrics_move_with_real_traffic() {
     let setup = Setup::new("100ms").await;
@@ -180,8 +167,8 @@ async fn metrics_move_with_real_traffic() {
     let url = format!("http://{}/metrics", processor.metrics_addr);
     let created = r#"payments_ingest_total{outcome="created"}"#;
     let finished = r#"payments_transactions_finished_total{status="PROCESSED"}"#;
-    let before_created = metric(&url, created).await;
-    let before_finished = metric(&url, finished).await;
+    let before_created = metric(processor.metrics_addr, created).await;
+    let before_finished = metric(processor.metrics_addr, finished).await;
 
     let mut client = processor.client().await;
     for _ in 0..3 {
@@ -199,8 +186,8 @@ async fn metrics_move_with_real_traffic() {
     );
 
     // Other tests in this process share the registry, so counters only ever grow.
-    assert!(metric(&url, created).await >= before_created + 3.0);
-    assert!(metric(&url, finished).await >= before_finished + 3.0);
+    assert!(metric(processor.metrics_addr, created).await >= before_created + 3.0);
+    assert!(metric(processor.metrics_addr, finished).await >= before_finished + 3.0);
     let text = reqwest::get(&url)
         .await
         .expect("metrics")
@@ -240,6 +227,60 @@ async fn health_names_each_dependency() {
             .into_inner()
             .status();
         assert_eq!(status, ServingStatus::Serving, "{service}");
+    }
+    processor.stop().await;
+}
+
+#[tokio::test]
+async fn ingest_outcomes_attempts_and_final_statuses_are_counted() {
+    let mut setup = Setup::new("100ms").await;
+    setup
+        .set("MAX_ATTEMPTS", "2")
+        .set("RETRY_BASE_DELAY", "50ms")
+        .set("SIMULATED_FAILURE_ID_PREFIX", "fail_");
+    let processor = setup.start().await;
+    let at = processor.metrics_addr;
+    let series = [
+        r#"payments_ingest_total{outcome="created"}"#,
+        r#"payments_ingest_total{outcome="duplicate"}"#,
+        r#"payments_ingest_total{outcome="conflict"}"#,
+        r#"payments_ingest_total{outcome="rejected"}"#,
+        r#"payments_grpc_requests_total{method="IngestTransaction",code="Ok"}"#,
+        r#"payments_processing_attempts_total{outcome="succeeded"}"#,
+        r#"payments_processing_attempts_total{outcome="failed"}"#,
+        r#"payments_transactions_finished_total{status="PROCESSED"}"#,
+        r#"payments_transactions_finished_total{status="FAILED"}"#,
+    ];
+    let mut before = Vec::new();
+    for line in series {
+        before.push(metric(at, line).await);
+    }
+
+    let mut client = processor.client().await;
+    let (good, failing) = (unique_id("counted"), unique_id("fail"));
+    for (id, amount) in [(&good, "5"), (&good, "5"), (&failing, "5")] {
+        client
+            .ingest_transaction(request(id, amount))
+            .await
+            .expect("accepted");
+    }
+    let conflict = client.ingest_transaction(request(&good, "6")).await;
+    assert_eq!(conflict.expect_err("conflict").code(), Code::AlreadyExists);
+    let rejected = client.ingest_transaction(request(&good, "-1")).await;
+    assert_eq!(rejected.expect_err("invalid").code(), Code::InvalidArgument);
+    let db = setup.database().await;
+    assert!(test_support::settle(&db, Duration::from_secs(20)).await);
+
+    // created 2, duplicate 1, conflict 1, rejected 1, 3 calls answered OK, one attempt
+    // succeeded and two failed, one PROCESSED and one FAILED. Other tests of this process
+    // share the registry, so each moved at least that much.
+    let moved = [2.0, 1.0, 1.0, 1.0, 3.0, 1.0, 2.0, 1.0, 1.0];
+    for ((line, before), by) in series.iter().zip(before).zip(moved) {
+        let after = metric(at, line).await;
+        assert!(
+            after >= before + by,
+            "{line}: {before} -> {after}, expected +{by}"
+        );
     }
     processor.stop().await;
 }

@@ -6,7 +6,9 @@ use std::{collections::HashMap, time::Duration};
 use fred::{prelude::StreamsInterface, types::Value};
 use sea_orm::ConnectionTrait;
 
-use crate::helpers::{Setup, StartProcessor, count_by_status, eventually, request, unique_id};
+use crate::helpers::{
+    Setup, StartProcessor, count_by_status, eventually, metric, request, unique_id,
+};
 
 /// A processor whose outbox looks every 200 ms and republishes after 1 s.
 async fn quick_outbox(delay: &'static str) -> Setup {
@@ -21,6 +23,8 @@ async fn quick_outbox(delay: &'static str) -> Setup {
 async fn a_committed_transaction_never_published_is_published_and_processed() {
     let setup = quick_outbox("100ms").await;
     let processor = setup.start().await;
+    let published = "payments_outbox_published_total";
+    let published_before = metric(processor.metrics_addr, published).await;
     let db = setup.database().await;
     // As if the processor had died between the commit and the XADD.
     let id = unique_id("unpublished");
@@ -37,6 +41,7 @@ async fn a_committed_transaction_never_published_is_published_and_processed() {
     .await;
     assert!(processed, "the outbox never published the committed row");
     assert_eq!(setup.entries_ever_added().await, 1, "published once");
+    assert!(metric(processor.metrics_addr, published).await >= published_before + 1.0);
     processor.stop().await;
 }
 

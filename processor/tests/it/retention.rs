@@ -9,10 +9,7 @@ use processor::retention::Retention;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    helpers::{Setup, StartProcessor, eventually, request, unique_id},
-    observability::metric,
-};
+use crate::helpers::{Setup, StartProcessor, eventually, metric, request, unique_id};
 
 /// Old rows of each final status: more than one delete batch, so batches are exercised.
 const OLD_FINISHED: i64 = 1_300;
@@ -137,7 +134,6 @@ async fn retention_deletes_exactly_the_finished_rows_older_than_the_horizon() {
         .collect();
 
     let processor = setup.start().await;
-    let url = format!("http://{}/metrics", processor.metrics_addr);
     let removed_line = r#"payments_retention_removed_total{kind="transactions"}"#;
     // Ingest goes on meanwhile, and what it stores is recent: it stays too.
     let mut client = processor.client().await;
@@ -169,7 +165,7 @@ async fn retention_deletes_exactly_the_finished_rows_older_than_the_horizon() {
     );
     // The recorder is the process's, and its first round may run before any baseline could
     // be read; no other test of this binary deletes rows, so the total is this test's.
-    let removed = metric(&url, removed_line).await;
+    let removed = metric(processor.metrics_addr, removed_line).await;
     assert!(
         removed >= (2 * OLD_FINISHED) as f64,
         "the metric counts the rows removed: {removed}"
