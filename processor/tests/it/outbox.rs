@@ -51,6 +51,17 @@ async fn transactions_waiting_unread_in_the_stream_are_not_published_again() {
     // The consumer holds 5 in their delay and leaves the rest unread in the stream.
     setup.set("MAX_IN_FLIGHT", "5");
     let processor = setup.start().await;
+    // Once the group exists: its making at start re-drives everything (harmless, but a
+    // second entry each), and this test is about the rounds after it.
+    let redis = setup.redis().await;
+    let group_made = eventually(Duration::from_secs(10), || async {
+        let groups: Result<Vec<HashMap<String, Value>>, _> =
+            redis.xinfo_groups(setup.stream_key()).await;
+        groups.is_ok_and(|groups| !groups.is_empty())
+    })
+    .await;
+    assert!(group_made, "the consumer group was never made");
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut client = processor.client().await;
     for n in 0..20 {
         client
@@ -62,7 +73,6 @@ async fn transactions_waiting_unread_in_the_stream_are_not_published_again() {
     // Several outbox rounds past REPUBLISH_AFTER: absence is the claim, so the test waits.
     tokio::time::sleep(Duration::from_secs(4)).await;
 
-    let redis = setup.redis().await;
     let groups: Vec<HashMap<String, Value>> = redis
         .xinfo_groups(setup.stream_key())
         .await
