@@ -246,36 +246,24 @@ impl Application {
 
     /// Serves gRPC and runs the consumer until `shutdown` is cancelled.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        // The outbox starts once every shard's group exists: an entry published before
-        // its group is made would be read anyway, and the making re-drives everything.
-        let streams = {
-            let (consumers, outbox) = (self.consumers, self.outbox);
+        let mut consumers = tokio::task::JoinSet::new();
+        for consumer in self.consumers {
             let (stream_lost, shutdown) = (self.stream_lost.clone(), shutdown.clone());
-            tokio::spawn(async move {
-                for consumer in &consumers {
-                    let processing = &consumer.processing;
-                    let ready = startup::wait_for_stream_group(
-                        &processing.redis,
-                        &processing.names,
-                        &stream_lost,
-                        &shutdown,
-                    )
-                    .await;
-                    if !ready {
-                        return Ok(());
-                    }
+            consumers.spawn(async move {
+                let processing = &consumer.processing;
+                if startup::wait_for_stream_group(
+                    &processing.redis,
+                    &processing.names,
+                    &stream_lost,
+                    &shutdown,
+                )
+                .await
+                {
+                    consumer.run(shutdown).await;
                 }
-                let mut tasks = tokio::task::JoinSet::new();
-                for consumer in consumers {
-                    tasks.spawn(consumer.run(shutdown.clone()));
-                }
-                tasks.spawn(outbox.run(shutdown));
-                while let Some(finished) = tasks.join_next().await {
-                    finished.context("consumer or outbox task panicked")?;
-                }
-                anyhow::Ok(())
-            })
-        };
+            });
+        }
+        let outbox = tokio::spawn(self.outbox.run(shutdown.clone()));
         let retention = tokio::spawn(self.retention.run(shutdown.clone()));
         self.monitor.observe().await;
         let monitor = tokio::spawn(self.monitor.run(shutdown.clone()));
@@ -293,7 +281,10 @@ impl Application {
         .await;
         // Whatever ended first, stop the other too.
         shutdown.cancel();
-        streams.await.context("stream task panicked")??;
+        while let Some(finished) = consumers.join_next().await {
+            finished.context("consumer task panicked")?;
+        }
+        outbox.await.context("outbox task panicked")?;
         retention.await.context("retention task panicked")?;
         monitor.await.context("monitor task panicked")?;
         metrics
