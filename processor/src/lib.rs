@@ -45,7 +45,7 @@ pub struct Application {
     outbox: Outbox,
     retention: retention::Retention,
     /// Signalled when the stream had to be made anew: the outbox then publishes everything.
-    stream_lost: Arc<tokio::sync::Notify>,
+    stream_lost: Arc<stream::lost::StreamLost>,
     /// The gRPC transport, TLS included.
     server: tonic::transport::Server,
 }
@@ -109,7 +109,7 @@ async fn assemble(
     );
     let mut names = shards.names(&config.consumer_group, &config.consumer_name);
     let publisher = Publisher::new(redis.clone(), shards.clone());
-    let stream_lost = Arc::new(tokio::sync::Notify::new());
+    let stream_lost = Arc::new(stream::lost::StreamLost::default());
     let external = match &config.external_call_url {
         Some(url) => ExternalCall::Http(Arc::new(
             HttpCall::new(url.clone(), config.external_call_timeout)
@@ -246,6 +246,8 @@ impl Application {
 
     /// Serves gRPC and runs the consumer until `shutdown` is cancelled.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        // Before anything is served: what this process ingests from now on, it publishes.
+        let started_at = chrono::Utc::now();
         let mut consumers = tokio::task::JoinSet::new();
         for consumer in self.consumers {
             let (stream_lost, shutdown) = (self.stream_lost.clone(), shutdown.clone());
@@ -255,6 +257,7 @@ impl Application {
                     &processing.redis,
                     &processing.names,
                     &stream_lost,
+                    started_at,
                     &shutdown,
                 )
                 .await

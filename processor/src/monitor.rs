@@ -17,11 +17,13 @@ use std::{
 use fred::prelude::{Client, ClientLike, StreamsInterface};
 use payments_proto::health;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{metrics, stream::StreamNames};
+use crate::{
+    metrics,
+    stream::{StreamNames, lost::StreamLost},
+};
 
 /// A probe that takes longer than this counts as down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -35,7 +37,7 @@ pub struct Monitor {
     pub interval: Duration,
     /// Signalled when Redis answers again after a look found it down: the rows committed
     /// meanwhile are published at once, not a `REPUBLISH_AFTER` later.
-    pub redis_returned: Arc<Notify>,
+    pub redis_returned: Arc<StreamLost>,
     pub redis_was_up: AtomicBool,
     /// Whether Redis has answered this process yet. Until it has, a failed look is the
     /// client still connecting (or Redis away at start, which the wait for the stream
@@ -85,7 +87,7 @@ impl Monitor {
         };
         if redis_up && !redis_was_up && answered_before {
             tracing::info!("Redis answers again; publishing what was committed meanwhile");
-            self.redis_returned.notify_one();
+            self.redis_returned.signal(chrono::Utc::now());
         }
         if redis_up {
             self.sample_stream().await;

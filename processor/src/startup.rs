@@ -10,18 +10,18 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use fred::prelude::Client;
 use sea_orm::{
     DatabaseConnection,
     sqlx::{self, Connection},
 };
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     Config, db,
     error::db_transience,
-    stream::{StreamNames, consumer::ensure_group},
+    stream::{StreamNames, consumer::ensure_group, lost::StreamLost},
 };
 
 const FIRST_PAUSE: Duration = Duration::from_millis(250);
@@ -108,12 +108,15 @@ async fn reach(url: &str) -> Result<(), sqlx::Error> {
 
 /// Makes the consumer group once Redis answers, retrying with backoff. True once it
 /// exists; false when `shutdown` came first. When it had to be made (a new stream, or a
-/// Redis that lost its data), or Redis was away at start (rows committed meanwhile have no
-/// entries), `stream_lost` tells the outbox to publish every unfinished transaction.
+/// Redis that lost its data), `stream_lost` tells the outbox to publish the unfinished
+/// transactions committed before `started_at`: this process published its own since, into
+/// the stream as it is now. When Redis was away at start, the rows committed until it
+/// answered may have no entries, and the moment is then.
 pub async fn wait_for_stream_group(
     redis: &Client,
     names: &StreamNames,
-    stream_lost: &Notify,
+    stream_lost: &StreamLost,
+    started_at: DateTime<Utc>,
     shutdown: &CancellationToken,
 ) -> bool {
     let mut backoff = Backoff::new();
@@ -121,8 +124,10 @@ pub async fn wait_for_stream_group(
     loop {
         match ensure_group(redis, names).await {
             Ok(created) => {
-                if created || waited {
-                    stream_lost.notify_one();
+                if waited {
+                    stream_lost.signal(Utc::now());
+                } else if created {
+                    stream_lost.signal(started_at);
                 }
                 return true;
             }

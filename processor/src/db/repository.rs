@@ -6,13 +6,21 @@
 //! as its holder's registration (`db::consumers`), which the holder's heartbeat renews:
 //! a live holder keeps its leases however long a call takes, a dead one's lapse with it.
 //! Every call is recorded in `processing_attempts` when it starts, finished in place.
+//!
+//! A holder writes only while its registration is still its own (the `mine` condition:
+//! its name's row in `consumers` carries its instance): a process paused past its
+//! registration, whose name another process has taken since (a restart under the same
+//! name), would otherwise write as the new holder, or give up the new holder's leases.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, Statement, Value};
 
-use super::entity::{self, Entity as Transactions};
+use super::{
+    consumers::Registration,
+    entity::{self, Entity as Transactions},
+};
 use crate::domain::NewTransaction;
 
 pub use entity::Model as StoredTransaction;
@@ -90,11 +98,11 @@ pub struct Claimed {
     pub cut_calls: u32,
 }
 
-/// Claims PROCESSING transactions for `owner`, counting one more attempt each and
+/// Claims PROCESSING transactions for `holder`, counting one more attempt each and
 /// recording the call about to start (`CALLING`), in one statement. A claim succeeds when
 /// nobody holds a live lease: no owner, an owner whose registration has expired, or
-/// `owner` itself (after a restart under the same name; two live processes never share
-/// one). Calls still `CALLING` from an earlier holder were cut: they become `INTERRUPTED`.
+/// `holder`'s name itself (after a restart under the same name; two live processes never
+/// share one). Calls still `CALLING` from an earlier holder were cut: they become `INTERRUPTED`.
 ///
 /// `(status = 'PROCESSING') IS TRUE` is the same test as `status = 'PROCESSING'`, written
 /// so that no status index qualifies: only the primary key may drive these statements.
@@ -103,7 +111,7 @@ pub struct Claimed {
 pub async fn claim_many(
     db: &impl ConnectionTrait,
     transaction_ids: &[String],
-    owner: &str,
+    holder: &Registration,
 ) -> Result<Vec<Claimed>, DbErr> {
     let rows = db
         .query_all_raw(statement(
@@ -115,6 +123,8 @@ pub async fn claim_many(
                     AND (lease_owner IS NULL OR lease_owner = $2 OR NOT EXISTS (
                          SELECT 1 FROM consumers c
                           WHERE c.name = t.lease_owner AND c.expires_at > now()))
+                    AND EXISTS (SELECT 1 FROM consumers mine
+                                 WHERE mine.name = $2 AND mine.instance = $3)
               RETURNING t.*),
              cut AS (
                  UPDATE processing_attempts a
@@ -129,7 +139,11 @@ pub async fn claim_many(
                     (SELECT count(*) FROM cut WHERE cut.transaction_id = claimed.transaction_id)
                         AS cut_calls
                FROM claimed",
-            [transaction_ids.to_vec().into(), owner.into()],
+            [
+                transaction_ids.to_vec().into(),
+                holder.name.as_str().into(),
+                holder.instance.as_str().into(),
+            ],
         ))
         .await?;
     rows.iter()
@@ -142,18 +156,24 @@ pub async fn claim_many(
         .collect()
 }
 
-/// The transactions among `transaction_ids` that `owner` still holds.
+/// The transactions among `transaction_ids` that `holder` still holds.
 pub async fn held_by(
     db: &impl ConnectionTrait,
     transaction_ids: &[String],
-    owner: &str,
+    holder: &Registration,
 ) -> Result<Vec<String>, DbErr> {
     let rows = db
         .query_all_raw(statement(
             "SELECT transaction_id FROM transactions
               WHERE transaction_id = ANY($1::text[]) AND (status = 'PROCESSING') IS TRUE
-                AND lease_owner = $2",
-            [transaction_ids.to_vec().into(), owner.into()],
+                AND lease_owner = $2
+                AND EXISTS (SELECT 1 FROM consumers mine
+                             WHERE mine.name = $2 AND mine.instance = $3)",
+            [
+                transaction_ids.to_vec().into(),
+                holder.name.as_str().into(),
+                holder.instance.as_str().into(),
+            ],
         ))
         .await?;
     rows.iter()
@@ -161,13 +181,13 @@ pub async fn held_by(
         .collect()
 }
 
-/// PROCESSING → PROCESSED for each `(id, attempt)` whose lease `owner` still holds,
+/// PROCESSING → PROCESSED for each `(id, attempt)` whose lease `holder` still holds,
 /// finishing the attempts' records, in one statement. Returns the ids recorded (the
 /// others had lost their lease to another consumer). The status test is written as in
 /// `claim_many`, for the same reason.
 pub async fn record_successes(
     db: &impl ConnectionTrait,
-    owner: &str,
+    holder: &Registration,
     records: &[(String, u32)],
 ) -> Result<Vec<String>, DbErr> {
     let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
@@ -186,6 +206,8 @@ pub async fn record_successes(
                    FROM input
                   WHERE t.transaction_id = input.id AND (t.status = 'PROCESSING') IS TRUE
                     AND t.lease_owner = $3
+                    AND EXISTS (SELECT 1 FROM consumers mine
+                                 WHERE mine.name = $3 AND mine.instance = $4)
               RETURNING t.transaction_id, input.attempt),
              finished AS (
                  UPDATE processing_attempts a
@@ -194,7 +216,12 @@ pub async fn record_successes(
                   WHERE a.transaction_id = done.transaction_id AND a.attempt = done.attempt
                     AND a.outcome = 'CALLING')
              SELECT transaction_id FROM done",
-            [ids.into(), attempts.into(), owner.into()],
+            [
+                ids.into(),
+                attempts.into(),
+                holder.name.as_str().into(),
+                holder.instance.as_str().into(),
+            ],
         ))
         .await?;
     rows.iter()
@@ -205,12 +232,12 @@ pub async fn record_successes(
 /// One attempt's result, as recorded.
 pub struct AttemptRecord<'a> {
     pub transaction_id: &'a str,
-    pub owner: &'a str,
+    pub holder: &'a Registration,
     pub attempt: u32,
 }
 
 /// Records a failed attempt. When `last` is true the transaction becomes FAILED and its
-/// lease is given up; otherwise `owner` keeps it through the backoff. Returns false when
+/// lease is given up; otherwise `holder` keeps it through the backoff. Returns false when
 /// the lease was lost.
 pub async fn record_failure(
     db: &impl ConnectionTrait,
@@ -227,6 +254,8 @@ pub async fn record_failure(
                         processed_at = CASE WHEN $5 THEN now() ELSE processed_at END,
                         lease_owner = CASE WHEN $5 THEN NULL ELSE lease_owner END
                   WHERE transaction_id = $1 AND status = 'PROCESSING' AND lease_owner = $2
+                    AND EXISTS (SELECT 1 FROM consumers mine
+                                 WHERE mine.name = $2 AND mine.instance = $6)
               RETURNING transaction_id),
              finished AS (
                  UPDATE processing_attempts a
@@ -237,24 +266,30 @@ pub async fn record_failure(
              SELECT transaction_id FROM changed",
             [
                 record.transaction_id.into(),
-                record.owner.into(),
+                record.holder.name.as_str().into(),
                 i64::from(record.attempt).into(),
                 error.into(),
                 last.into(),
+                record.holder.instance.as_str().into(),
             ],
         ))
         .await?;
     Ok(rows.len() == 1)
 }
 
-/// Gives up `owner`'s leases (a consumer shutting down), so others may take over now
-/// rather than when the leases expire.
-pub async fn release_leases(db: &impl ConnectionTrait, owner: &str) -> Result<u64, DbErr> {
+/// Gives up `holder`'s leases (a consumer shutting down), so others may take over now
+/// rather than when the leases expire. Nothing, when another process has its name now.
+pub async fn release_leases(
+    db: &impl ConnectionTrait,
+    holder: &Registration,
+) -> Result<u64, DbErr> {
     let result = db
         .execute_raw(statement(
             "UPDATE transactions SET lease_owner = NULL, lease_expires_at = NULL
-              WHERE lease_owner = $1 AND status = 'PROCESSING'",
-            [owner.into()],
+              WHERE lease_owner = $1 AND status = 'PROCESSING'
+                AND EXISTS (SELECT 1 FROM consumers mine
+                             WHERE mine.name = $1 AND mine.instance = $2)",
+            [holder.name.as_str().into(), holder.instance.as_str().into()],
         ))
         .await?;
     Ok(result.rows_affected())

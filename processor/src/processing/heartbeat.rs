@@ -36,7 +36,7 @@ pub(super) async fn beat(processing: &Processing, held: Vec<Held>) -> StepResult
                 .filter(|h| h.leased)
                 .map(|h| h.transaction_id.to_string())
                 .collect();
-            match repository::held_by(&processing.db, &leased, processing.owner()).await {
+            match repository::held_by(&processing.db, &leased, &processing.registration).await {
                 Ok(still) => {
                     let still: HashSet<String> = still.into_iter().collect();
                     let lost: HashSet<Arc<str>> = held
@@ -59,7 +59,7 @@ pub(super) async fn beat(processing: &Processing, held: Vec<Held>) -> StepResult
             }
         }
         Ok(Renewal::Lost) => {
-            tracing::error!(consumer = %processing.owner(), "another process has taken this consumer name after it lapsed; giving up every lease and stopping");
+            tracing::error!(consumer = %processing.registration.name, "another process has taken this consumer name after it lapsed; giving up every lease and stopping");
             result.identity_lost = true;
             result.lost = held.into_iter().map(|h| h.transaction_id).collect();
             return result;

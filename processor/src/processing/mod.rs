@@ -59,13 +59,6 @@ pub struct Processing {
     pub shutdown_grace: Duration,
 }
 
-impl Processing {
-    /// Lease holder name: the consumer's.
-    fn owner(&self) -> &str {
-        &self.registration.name
-    }
-}
-
 /// One stream entry handed to processing. Small on purpose: up to `MAX_IN_FLIGHT` of
 /// them wait out their delay at once.
 #[derive(Debug)]

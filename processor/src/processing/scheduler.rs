@@ -456,7 +456,7 @@ impl State {
     /// Gives up what is left: the leases of transactions not finished here, and the name.
     async fn stop(&self) {
         let processing = &self.processing;
-        match repository::release_leases(&processing.db, processing.owner()).await {
+        match repository::release_leases(&processing.db, &processing.registration).await {
             Ok(0) => {}
             Ok(released) => tracing::info!(
                 released,

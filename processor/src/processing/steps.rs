@@ -96,7 +96,7 @@ pub(super) async fn claim(processing: &Processing, deliveries: Vec<Delivery>) ->
     let claims: HashMap<String, repository::Claimed> = match repository::claim_many(
         &processing.db,
         &ids,
-        processing.owner(),
+        &processing.registration,
     )
     .await
     {
@@ -267,9 +267,10 @@ async fn record_successes(
         .iter()
         .map(|c| (c.delivery.transaction_id.to_string(), c.attempt))
         .collect();
-    let recorded =
-        persistently(|| repository::record_successes(&processing.db, processing.owner(), &records))
-            .await;
+    let recorded = persistently(|| {
+        repository::record_successes(&processing.db, &processing.registration, &records)
+    })
+    .await;
     let recorded: HashSet<String> = match recorded {
         Ok(recorded) => recorded.into_iter().collect(),
         Err(error) => {
@@ -314,7 +315,7 @@ async fn record_failure(
     tracing::warn!(%transaction_id, attempt, %error, last, "external call failed");
     let record = AttemptRecord {
         transaction_id,
-        owner: processing.owner(),
+        holder: &processing.registration,
         attempt,
     };
     let recorded =

@@ -1,10 +1,12 @@
-//! Whether the consumer group has entries it has not read yet. While it has, a row with
-//! no claim may simply be waiting in the stream behind them, and publishing it again
-//! would only add a copy to the queue, every `REPUBLISH_AFTER`, for as long as the
-//! backlog lasts.
+//! How far the consumer group has read a stream that still holds entries it has not read.
+//! Stream ids begin with the milliseconds of their XADD, so the id of the last entry
+//! delivered to the group says until when everything published has been handed out: a row
+//! published before then and still unclaimed was delivered and dropped (its entry lost),
+//! while one published after it may simply be waiting in the queue.
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use fred::{
     prelude::{Client, StreamsInterface},
     types::Value,
@@ -12,15 +14,16 @@ use fred::{
 
 use super::StreamNames;
 
-/// True when the stream holds entries newer than the last one delivered to the group;
-/// false when the group does not exist. An error when the stream does not.
-pub async fn group_has_unread_entries(
+/// When the group has unread entries, the time of the last entry it was delivered (the
+/// epoch if none yet); `None` when it has read everything or does not exist. An error when
+/// the stream does not exist.
+pub async fn delivered_until_while_behind(
     redis: &Client,
     names: &StreamNames,
-) -> Result<bool, fred::error::Error> {
+) -> Result<Option<DateTime<Utc>>, fred::error::Error> {
     let stream: HashMap<String, Value> = redis.xinfo_stream(&names.key, false, None).await?;
     let Some(last_added) = stream.get("last-generated-id").and_then(stream_id) else {
-        return Ok(false);
+        return Ok(None);
     };
     let groups: Vec<HashMap<String, Value>> = redis.xinfo_groups(&names.key).await?;
     let last_delivered = groups
@@ -28,7 +31,12 @@ pub async fn group_has_unread_entries(
         .find(|group| group.get("name").and_then(Value::as_string).as_deref() == Some(&names.group))
         .and_then(|group| group.get("last-delivered-id"))
         .and_then(stream_id);
-    Ok(last_delivered.is_some_and(|delivered| delivered < last_added))
+    Ok(last_delivered
+        .filter(|delivered| *delivered < last_added)
+        .map(|(millis, _)| {
+            DateTime::from_timestamp_millis(i64::try_from(millis).unwrap_or(i64::MAX))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        }))
 }
 
 /// A stream id `<milliseconds>-<sequence>` as a pair that orders like the ids do.

@@ -8,12 +8,12 @@ use fred::{
     types::{Value, streams::XReadResponse},
 };
 use tokio::{
-    sync::{Notify, OwnedSemaphorePermit, Semaphore},
+    sync::{OwnedSemaphorePermit, Semaphore},
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{REQUEST_ID_FIELD, StreamNames, TRANSACTION_ID_FIELD, settle};
+use super::{REQUEST_ID_FIELD, StreamNames, TRANSACTION_ID_FIELD, lost::StreamLost, settle};
 use crate::processing::{Delivery, Processing, Scheduler};
 
 /// How long one XREADGROUP waits for new entries before the loop looks around again.
@@ -42,7 +42,7 @@ pub struct Consumer {
     pub claim_interval: Duration,
     /// Signalled when the group had vanished (Redis lost its data): the outbox then
     /// publishes every unfinished transaction again.
-    pub stream_lost: Arc<Notify>,
+    pub stream_lost: Arc<StreamLost>,
     /// What is done with each entry read.
     pub processing: Processing,
 }
@@ -212,7 +212,7 @@ impl Consumer {
 async fn recover_from_read_error(
     redis: &Client,
     names: &StreamNames,
-    stream_lost: &Notify,
+    stream_lost: &StreamLost,
     error: &fred::error::Error,
 ) {
     if error.details().contains("NOGROUP") {
@@ -220,7 +220,7 @@ async fn recover_from_read_error(
             "the consumer group is gone (Redis lost its data); recreating it and re-driving from PostgreSQL"
         );
         match ensure_group(redis, names).await {
-            Ok(_) => stream_lost.notify_one(),
+            Ok(_) => stream_lost.signal(chrono::Utc::now()),
             Err(error) => {
                 tracing::warn!(%error, "recreating the consumer group failed; retrying")
             }

@@ -17,6 +17,7 @@
 
 pub mod backlog;
 pub mod consumer;
+pub mod lost;
 pub mod publisher;
 pub mod settle;
 pub mod shards;

@@ -193,3 +193,129 @@ async fn a_processor_killed_mid_call_is_repeated_with_the_same_key_and_processed
         outcomes(&[("INTERRUPTED", 20), ("SUCCEEDED", 20)])
     );
 }
+
+/// The rows of `consumers`: the names live processes hold.
+async fn registered_names(db: &DatabaseConnection) -> Vec<String> {
+    db.query_all_raw(Statement::from_string(
+        sea_orm::DbBackend::Postgres,
+        "SELECT name FROM consumers ORDER BY name",
+    ))
+    .await
+    .expect("consumers")
+    .iter()
+    .map(|row| row.try_get::<String>("", "name").expect("name"))
+    .collect()
+}
+
+#[tokio::test]
+async fn two_processors_given_one_consumer_name_hold_two_and_one_stopping_repeats_nothing() {
+    let downstream = Downstream::start(vec![Answer::Slow(Duration::from_secs(3))]).await;
+    let setup = calling(&downstream).await;
+    let first = ProcessorProcess::start(&setup, "twin").await;
+    let second = ProcessorProcess::start(&setup, "twin").await;
+    let db = setup.database().await;
+    // The port opens before the name is registered.
+    let both_registered = eventually(Duration::from_secs(20), || async {
+        registered_names(&db).await.len() == 2
+    })
+    .await;
+    let names = registered_names(&db).await;
+    assert!(
+        both_registered,
+        "{names:?}; first: {}\nsecond: {}",
+        first.log_text(),
+        second.log_text()
+    );
+    assert_eq!(names[0], "twin");
+    assert!(
+        names[1].starts_with("twin-") && names[1].len() == "twin-".len() + 8,
+        "the second one holds the name with a unique suffix: {names:?}"
+    );
+    assert!(second.log_text().contains("using a unique one"));
+
+    let mut accepted = ingest_many(&first.client().await, "twins", 15).await;
+    accepted.extend(ingest_many(&second.client().await, "twins", 15).await);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            downstream.total() == 30
+        })
+        .await,
+        "every call under way"
+    );
+    // Both hold calls; the first stops (a deploy) and gives up its name and its leases.
+    let status = first.terminate().await;
+    assert!(status.success(), "exit status {status}");
+
+    assert!(settle(&db, Duration::from_secs(60)).await);
+    assert_each_accepted_finished_exactly_once(&db, &accepted).await;
+    downstream.assert_each_called(&accepted, 1);
+    assert_eq!(
+        attempts_by_outcome(&db).await,
+        outcomes(&[("SUCCEEDED", 30)])
+    );
+    assert_eq!(second.counter(REPEATED).await, 0.0);
+}
+
+#[tokio::test]
+async fn a_processor_resumed_after_its_name_was_taken_records_nothing_and_stops() {
+    let downstream = Downstream::start(vec![Answer::Slow(Duration::from_secs(3))]).await;
+    let setup = calling(&downstream).await;
+    let mut paused = ProcessorProcess::start(&setup, "solo").await;
+    let accepted = ingest_many(&paused.client().await, "taken", 10).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            downstream.total() == 10
+        })
+        .await,
+        "every call under way"
+    );
+    paused.pause();
+    // Past its 2 s registration, a process under the same name (a restart, as the
+    // orchestrator sees it) takes the name, its pending entries and its leases.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let taker = ProcessorProcess::start(&setup, "solo").await;
+    assert!(
+        !taker.log_text().contains("using a unique one"),
+        "a lapsed name is taken as it is"
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            downstream.total() == 20
+        })
+        .await,
+        "the taker calls again; log: {}",
+        taker.log_text()
+    );
+
+    // Resumed while the taker's calls are under way: the old process's own calls have
+    // answered, but it writes nothing as the name's new holder and gives up none of its
+    // leases; it finds the name taken and stops.
+    paused.resume();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while paused.is_running() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!paused.is_running(), "log: {}", paused.log_text());
+    assert!(
+        paused
+            .log_text()
+            .contains("another process has taken this consumer name"),
+        "log: {}",
+        paused.log_text()
+    );
+
+    let db = setup.database().await;
+    assert!(
+        settle(&db, Duration::from_secs(60)).await,
+        "log: {}",
+        taker.log_text()
+    );
+    assert_each_accepted_finished_exactly_once(&db, &accepted).await;
+    downstream.assert_each_called(&accepted, 2);
+    assert_eq!(taker.counter(REPEATED).await, 10.0);
+    assert_eq!(
+        attempts_by_outcome(&db).await,
+        outcomes(&[("INTERRUPTED", 10), ("SUCCEEDED", 10)])
+    );
+    assert_eq!(registered_names(&db).await, vec!["solo".to_owned()]);
+}

@@ -1,5 +1,6 @@
 //! The outbox: a committed transaction whose entry never reached the stream is published
-//! and processed; transactions waiting unread in the stream are not published again.
+//! and processed, also behind a backlog; transactions waiting unread in the stream are not
+//! published again.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -45,14 +46,9 @@ async fn a_committed_transaction_never_published_is_published_and_processed() {
     processor.stop().await;
 }
 
-#[tokio::test]
-async fn transactions_waiting_unread_in_the_stream_are_not_published_again() {
-    let mut setup = quick_outbox("60s").await;
-    // The consumer holds 5 in their delay and leaves the rest unread in the stream.
-    setup.set("MAX_IN_FLIGHT", "5");
-    let processor = setup.start().await;
-    // Once the group exists: its making at start re-drives everything (harmless, but a
-    // second entry each), and this test is about the rounds after it.
+/// Waits until the processor has made its consumer group: its making at start re-drives
+/// what was committed before, and these tests are about the rounds after it.
+async fn wait_for_the_group(setup: &Setup) {
     let redis = setup.redis().await;
     let group_made = eventually(Duration::from_secs(10), || async {
         let groups: Result<Vec<HashMap<String, Value>>, _> =
@@ -61,7 +57,87 @@ async fn transactions_waiting_unread_in_the_stream_are_not_published_again() {
     })
     .await;
     assert!(group_made, "the consumer group was never made");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+/// Entries of the test's stream the group has not been delivered yet.
+async fn unread_entries(setup: &Setup) -> i64 {
+    let groups: Vec<HashMap<String, Value>> = setup
+        .redis()
+        .await
+        .xinfo_groups(setup.stream_key())
+        .await
+        .expect("XINFO GROUPS");
+    groups
+        .iter()
+        .find(|group| {
+            group.get("name").and_then(Value::as_string).as_deref() == Some(setup.consumer_group())
+        })
+        .and_then(|group| group.get("lag"))
+        .and_then(Value::as_i64)
+        .expect("the group's lag")
+}
+
+#[tokio::test]
+async fn a_stranded_transaction_is_published_while_a_backlog_lasts_and_nothing_waiting_is_copied() {
+    let mut setup = quick_outbox("400ms").await;
+    // Two at a time, 400 ms each: 60 transactions are a backlog of about 12 s.
+    setup.set("MAX_IN_FLIGHT", "2");
+    let processor = setup.start().await;
+    wait_for_the_group(&setup).await;
+    let mut client = processor.client().await;
+    for n in 0..60 {
+        client
+            .ingest_transaction(request(&unique_id(&format!("queued_{n}")), "3"))
+            .await
+            .expect("ingest accepted");
+    }
+    // Committed two seconds ago and never published (its processor died before the XADD):
+    // the group has read past that moment, so no entry for it is waiting.
+    let db = setup.database().await;
+    let stranded = unique_id("stranded");
+    db.execute_unprepared(&format!(
+        "INSERT INTO transactions (transaction_id, source_account, destination_account, amount, currency, republish_at)
+         VALUES ('{stranded}', 'acc_a', 'acc_b', 10.00, 'INR', now() - interval '1 second')"
+    ))
+    .await
+    .expect("insert");
+
+    let published = eventually(Duration::from_secs(5), || async {
+        setup.entries_ever_added().await == 61
+    })
+    .await;
+    assert!(
+        published,
+        "the stranded row was not published behind the backlog"
+    );
+    assert!(
+        unread_entries(&setup).await > 0,
+        "published only once the backlog was read: not what this test is about"
+    );
+
+    let all_processed = eventually(Duration::from_secs(40), || async {
+        count_by_status(&db, "PROCESSED").await == 61
+    })
+    .await;
+    assert!(
+        all_processed,
+        "the backlog and the stranded row were processed"
+    );
+    assert_eq!(
+        setup.entries_ever_added().await,
+        61,
+        "one entry per transaction: none waiting in the queue was copied"
+    );
+    processor.stop().await;
+}
+
+#[tokio::test]
+async fn transactions_waiting_unread_in_the_stream_are_not_published_again() {
+    let mut setup = quick_outbox("60s").await;
+    // The consumer holds 5 in their delay and leaves the rest unread in the stream.
+    setup.set("MAX_IN_FLIGHT", "5");
+    let processor = setup.start().await;
+    wait_for_the_group(&setup).await;
     let mut client = processor.client().await;
     for n in 0..20 {
         client
@@ -73,19 +149,10 @@ async fn transactions_waiting_unread_in_the_stream_are_not_published_again() {
     // Several outbox rounds past REPUBLISH_AFTER: absence is the claim, so the test waits.
     tokio::time::sleep(Duration::from_secs(4)).await;
 
-    let groups: Vec<HashMap<String, Value>> = redis
-        .xinfo_groups(setup.stream_key())
-        .await
-        .expect("XINFO GROUPS");
-    let lag = groups
-        .iter()
-        .find(|group| {
-            group.get("name").and_then(Value::as_string).as_deref() == Some(setup.consumer_group())
-        })
-        .and_then(|group| group.get("lag"))
-        .and_then(Value::as_i64)
-        .expect("the group's lag");
-    assert!(lag > 0, "the stream must still hold unread entries");
+    assert!(
+        unread_entries(&setup).await > 0,
+        "the stream must still hold unread entries"
+    );
     assert_eq!(
         setup.entries_ever_added().await,
         20,
