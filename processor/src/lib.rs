@@ -250,21 +250,7 @@ impl Application {
         let started_at = chrono::Utc::now();
         let mut consumers = tokio::task::JoinSet::new();
         for consumer in self.consumers {
-            let (stream_lost, shutdown) = (self.stream_lost.clone(), shutdown.clone());
-            consumers.spawn(async move {
-                let processing = &consumer.processing;
-                if startup::wait_for_stream_group(
-                    &processing.redis,
-                    &processing.names,
-                    &stream_lost,
-                    started_at,
-                    &shutdown,
-                )
-                .await
-                {
-                    consumer.run(shutdown).await;
-                }
-            });
+            consumers.spawn(consumer.run(started_at, shutdown.clone()));
         }
         let outbox = tokio::spawn(self.outbox.run(shutdown.clone()));
         let retention = tokio::spawn(self.retention.run(shutdown.clone()));

@@ -3,6 +3,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use chrono::{DateTime, Utc};
 use fred::{
     prelude::{Client, StreamsInterface},
     types::{Value, streams::XReadResponse},
@@ -14,7 +15,10 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use super::{REQUEST_ID_FIELD, StreamNames, TRANSACTION_ID_FIELD, lost::StreamLost, settle};
-use crate::processing::{Delivery, Processing, Scheduler};
+use crate::{
+    processing::{Delivery, Processing, Scheduler},
+    startup,
+};
 
 /// How long one XREADGROUP waits for new entries before the loop looks around again.
 const BLOCK_MILLIS: u64 = 1_000;
@@ -116,11 +120,12 @@ pub async fn claim_stale_entries(
 }
 
 impl Consumer {
-    /// Reads and hands entries to processing until `shutdown`, then gives in-flight work
-    /// `shutdown_grace` to finish; whatever is unfinished stays pending in the group for
-    /// redelivery. The group exists already: start-up made it (`ensure_group`), and a read
-    /// that finds it gone makes it again.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Waits for the consumer group (Redis may be away at start), then reads and hands
+    /// entries to processing until `shutdown`, then gives in-flight work `shutdown_grace`
+    /// to finish; whatever is unfinished stays pending in the group for redelivery. A read
+    /// that finds the group gone makes it again. `started_at` is when this process began
+    /// to serve (see `startup::wait_for_stream_group`).
+    pub async fn run(self, started_at: DateTime<Utc>, shutdown: CancellationToken) {
         let Consumer {
             reader,
             batch_size,
@@ -131,7 +136,14 @@ impl Consumer {
             processing,
         } = self;
         let (redis, names) = (processing.redis.clone(), processing.names.clone());
+        // The scheduler's heartbeat keeps this consumer's name registered while it waits.
         let scheduler = Scheduler::start(processing, shutdown.clone());
+        if !startup::wait_for_stream_group(&redis, &names, &stream_lost, started_at, &shutdown)
+            .await
+        {
+            scheduler.finish().await;
+            return;
+        }
         let in_flight = Arc::new(Semaphore::new(max_in_flight));
         let reading = Reading {
             redis: &redis,

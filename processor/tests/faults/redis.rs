@@ -128,6 +128,26 @@ async fn a_processor_started_without_redis_accepts_webhooks_and_processes_them_o
         "every 202 is a committed row, and none is processed without the stream"
     );
 
+    // Past its 2 s lease since it started, its name is still its own: the heartbeat runs
+    // while the consumer waits for Redis, so no process could take the name meanwhile.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let registration_live = sea_orm::ConnectionTrait::query_one_raw(
+        &db,
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT expires_at > now() AS live FROM consumers WHERE name = 'redis-later'",
+        ),
+    )
+    .await
+    .expect("consumers")
+    .and_then(|row| row.try_get::<bool>("", "live").ok());
+    assert_eq!(
+        registration_live,
+        Some(true),
+        "log: {}",
+        processor.log_text()
+    );
+
     redis.restart().await;
     assert!(
         settle(&db, Duration::from_secs(30)).await,
