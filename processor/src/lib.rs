@@ -44,8 +44,6 @@ pub struct Application {
     consumers: Vec<Consumer>,
     outbox: Outbox,
     retention: retention::Retention,
-    /// Signalled when the stream had to be made anew: the outbox then publishes everything.
-    stream_lost: Arc<stream::lost::StreamLost>,
     /// The gRPC transport, TLS included.
     server: tonic::transport::Server,
 }
@@ -230,7 +228,6 @@ async fn assemble(
         consumers,
         outbox,
         retention,
-        stream_lost,
         server,
     })
 }
