@@ -35,6 +35,15 @@ async fn attempts_by_outcome(db: &DatabaseConnection) -> Vec<(String, i64)> {
     .collect()
 }
 
+/// Waits until the downstream has been called `count` times in all.
+async fn calls_under_way(downstream: &Downstream, count: usize) {
+    let reached = eventually(Duration::from_secs(20), || async {
+        downstream.total() == count
+    })
+    .await;
+    assert!(reached, "{count} calls under way: {}", downstream.total());
+}
+
 fn outcomes(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
     pairs.iter().map(|(o, n)| ((*o).to_owned(), *n)).collect()
 }
@@ -126,13 +135,7 @@ async fn a_processor_paused_past_its_lease_is_repeated_with_the_same_key_and_rec
     let setup = calling(&downstream).await;
     let paused = ProcessorProcess::start(&setup, "paused").await;
     let accepted = ingest_many(&paused.client().await, "paused", 10).await;
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            downstream.total() == 10
-        })
-        .await,
-        "every call under way"
-    );
+    calls_under_way(&downstream, 10).await;
     paused.pause();
 
     // Its lease (2 s) lapses; another replica takes the work over and calls again.
@@ -168,13 +171,7 @@ async fn a_processor_killed_mid_call_is_repeated_with_the_same_key_and_processed
     let setup = calling(&downstream).await;
     let killed = ProcessorProcess::start(&setup, "killed").await;
     let accepted = ingest_many(&killed.client().await, "killed", 20).await;
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            downstream.total() == 20
-        })
-        .await,
-        "every call under way"
-    );
+    calls_under_way(&downstream, 20).await;
     killed.kill_9();
 
     let survivor = ProcessorProcess::start(&setup, "survivor").await;
@@ -235,13 +232,7 @@ async fn two_processors_given_one_consumer_name_hold_two_and_one_stopping_repeat
 
     let mut accepted = ingest_many(&first.client().await, "twins", 15).await;
     accepted.extend(ingest_many(&second.client().await, "twins", 15).await);
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            downstream.total() == 30
-        })
-        .await,
-        "every call under way"
-    );
+    calls_under_way(&downstream, 30).await;
     // Both hold calls; the first stops (a deploy) and gives up its name and its leases.
     let status = first.terminate().await;
     assert!(status.success(), "exit status {status}");
@@ -262,13 +253,7 @@ async fn a_processor_resumed_after_its_name_was_taken_records_nothing_and_stops(
     let setup = calling(&downstream).await;
     let mut paused = ProcessorProcess::start(&setup, "solo").await;
     let accepted = ingest_many(&paused.client().await, "taken", 10).await;
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            downstream.total() == 10
-        })
-        .await,
-        "every call under way"
-    );
+    calls_under_way(&downstream, 10).await;
     paused.pause();
     // Past its 2 s registration, a process under the same name (a restart, as the
     // orchestrator sees it) takes the name, its pending entries and its leases.
@@ -278,14 +263,7 @@ async fn a_processor_resumed_after_its_name_was_taken_records_nothing_and_stops(
         !taker.log_text().contains("using a unique one"),
         "a lapsed name is taken as it is"
     );
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            downstream.total() == 20
-        })
-        .await,
-        "the taker calls again; log: {}",
-        taker.log_text()
-    );
+    calls_under_way(&downstream, 20).await;
 
     // Resumed while the taker's calls are under way: the old process's own calls have
     // answered, but it writes nothing as the name's new holder and gives up none of its

@@ -8,7 +8,8 @@ use fred::{prelude::StreamsInterface, types::Value};
 use sea_orm::ConnectionTrait;
 
 use crate::helpers::{
-    Setup, StartProcessor, count_by_status, eventually, metric, request, unique_id,
+    RunningProcessor, Setup, StartProcessor, count_by_status, eventually, metric, request,
+    unique_id,
 };
 
 /// A processor whose outbox looks every 200 ms and republishes after 1 s.
@@ -59,6 +60,17 @@ async fn wait_for_the_group(setup: &Setup) {
     assert!(group_made, "the consumer group was never made");
 }
 
+/// Ingests `count` new transactions, one call each.
+async fn ingest_one_by_one(processor: &RunningProcessor, prefix: &str, count: usize) {
+    let mut client = processor.client().await;
+    for n in 0..count {
+        client
+            .ingest_transaction(request(&unique_id(&format!("{prefix}_{n}")), "3"))
+            .await
+            .expect("ingest accepted");
+    }
+}
+
 /// Entries of the test's stream the group has not been delivered yet.
 async fn unread_entries(setup: &Setup) -> i64 {
     let groups: Vec<HashMap<String, Value>> = setup
@@ -84,13 +96,7 @@ async fn a_stranded_transaction_is_published_while_a_backlog_lasts_and_nothing_w
     setup.set("MAX_IN_FLIGHT", "2");
     let processor = setup.start().await;
     wait_for_the_group(&setup).await;
-    let mut client = processor.client().await;
-    for n in 0..60 {
-        client
-            .ingest_transaction(request(&unique_id(&format!("queued_{n}")), "3"))
-            .await
-            .expect("ingest accepted");
-    }
+    ingest_one_by_one(&processor, "queued", 60).await;
     // Committed two seconds ago and never published (its processor died before the XADD):
     // the group has read past that moment, so no entry for it is waiting.
     let db = setup.database().await;
@@ -138,13 +144,7 @@ async fn transactions_waiting_unread_in_the_stream_are_not_published_again() {
     setup.set("MAX_IN_FLIGHT", "5");
     let processor = setup.start().await;
     wait_for_the_group(&setup).await;
-    let mut client = processor.client().await;
-    for n in 0..20 {
-        client
-            .ingest_transaction(request(&unique_id(&format!("backlog_{n}")), "3"))
-            .await
-            .expect("ingest accepted");
-    }
+    ingest_one_by_one(&processor, "backlog", 20).await;
 
     // Several outbox rounds past REPUBLISH_AFTER: absence is the claim, so the test waits.
     tokio::time::sleep(Duration::from_secs(4)).await;
