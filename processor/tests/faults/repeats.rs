@@ -44,6 +44,30 @@ async fn calls_under_way(downstream: &Downstream, count: usize) {
     assert!(reached, "{count} calls under way: {}", downstream.total());
 }
 
+/// After every call was cut once: each transaction ends PROCESSED once, after the cut call
+/// and its repeat under its own key, the repeats counted by `repeater`.
+async fn assert_each_repeated_once(
+    setup: &Setup,
+    downstream: &Downstream,
+    accepted: &[String],
+    repeater: &ProcessorProcess,
+) {
+    let db = setup.database().await;
+    assert!(
+        settle(&db, Duration::from_secs(60)).await,
+        "log: {}",
+        repeater.log_text()
+    );
+    assert_each_accepted_finished_exactly_once(&db, accepted).await;
+    downstream.assert_each_called(accepted, 2);
+    let cut = accepted.len() as i64;
+    assert_eq!(repeater.counter(REPEATED).await, cut as f64);
+    assert_eq!(
+        attempts_by_outcome(&db).await,
+        outcomes(&[("INTERRUPTED", cut), ("SUCCEEDED", cut)])
+    );
+}
+
 fn outcomes(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
     pairs.iter().map(|(o, n)| ((*o).to_owned(), *n)).collect()
 }
@@ -175,20 +199,7 @@ async fn a_processor_killed_mid_call_is_repeated_with_the_same_key_and_processed
     killed.kill_9();
 
     let survivor = ProcessorProcess::start(&setup, "survivor").await;
-    let db = setup.database().await;
-    assert!(
-        settle(&db, Duration::from_secs(60)).await,
-        "log: {}",
-        survivor.log_text()
-    );
-    assert_each_accepted_finished_exactly_once(&db, &accepted).await;
-    // The cut call and its repeat, both under the transaction's own key.
-    downstream.assert_each_called(&accepted, 2);
-    assert_eq!(survivor.counter(REPEATED).await, 20.0);
-    assert_eq!(
-        attempts_by_outcome(&db).await,
-        outcomes(&[("INTERRUPTED", 20), ("SUCCEEDED", 20)])
-    );
+    assert_each_repeated_once(&setup, &downstream, &accepted, &survivor).await;
 }
 
 /// The rows of `consumers`: the names live processes hold.
@@ -282,18 +293,7 @@ async fn a_processor_resumed_after_its_name_was_taken_records_nothing_and_stops(
         paused.log_text()
     );
 
+    assert_each_repeated_once(&setup, &downstream, &accepted, &taker).await;
     let db = setup.database().await;
-    assert!(
-        settle(&db, Duration::from_secs(60)).await,
-        "log: {}",
-        taker.log_text()
-    );
-    assert_each_accepted_finished_exactly_once(&db, &accepted).await;
-    downstream.assert_each_called(&accepted, 2);
-    assert_eq!(taker.counter(REPEATED).await, 10.0);
-    assert_eq!(
-        attempts_by_outcome(&db).await,
-        outcomes(&[("INTERRUPTED", 10), ("SUCCEEDED", 10)])
-    );
     assert_eq!(registered_names(&db).await, vec!["solo".to_owned()]);
 }

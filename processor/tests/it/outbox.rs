@@ -21,6 +21,18 @@ async fn quick_outbox(delay: &'static str) -> Setup {
     setup
 }
 
+/// A row committed two seconds ago (`REPUBLISH_AFTER` is 1 s) and never published: as if
+/// its processor had died between the commit and the XADD.
+async fn commit_unpublished(db: &sea_orm::DatabaseConnection, prefix: &str) {
+    let id = unique_id(prefix);
+    db.execute_unprepared(&format!(
+        "INSERT INTO transactions (transaction_id, source_account, destination_account, amount, currency, republish_at)
+         VALUES ('{id}', 'acc_a', 'acc_b', 10.00, 'INR', now() - interval '1 second')"
+    ))
+    .await
+    .expect("insert");
+}
+
 #[tokio::test]
 async fn a_committed_transaction_never_published_is_published_and_processed() {
     let setup = quick_outbox("100ms").await;
@@ -28,14 +40,7 @@ async fn a_committed_transaction_never_published_is_published_and_processed() {
     let published = "payments_outbox_published_total";
     let published_before = metric(processor.metrics_addr, published).await;
     let db = setup.database().await;
-    // As if the processor had died between the commit and the XADD.
-    let id = unique_id("unpublished");
-    db.execute_unprepared(&format!(
-        "INSERT INTO transactions (transaction_id, source_account, destination_account, amount, currency, republish_at)
-         VALUES ('{id}', 'acc_a', 'acc_b', 10.00, 'INR', now() - interval '1 second')"
-    ))
-    .await
-    .expect("insert");
+    commit_unpublished(&db, "unpublished").await;
 
     let processed = eventually(Duration::from_secs(15), || async {
         count_by_status(&db, "PROCESSED").await == 1
@@ -97,16 +102,9 @@ async fn a_stranded_transaction_is_published_while_a_backlog_lasts_and_nothing_w
     let processor = setup.start().await;
     wait_for_the_group(&setup).await;
     ingest_one_by_one(&processor, "queued", 60).await;
-    // Committed two seconds ago and never published (its processor died before the XADD):
-    // the group has read past that moment, so no entry for it is waiting.
+    // The group has read past the moment it was committed, so no entry for it is waiting.
     let db = setup.database().await;
-    let stranded = unique_id("stranded");
-    db.execute_unprepared(&format!(
-        "INSERT INTO transactions (transaction_id, source_account, destination_account, amount, currency, republish_at)
-         VALUES ('{stranded}', 'acc_a', 'acc_b', 10.00, 'INR', now() - interval '1 second')"
-    ))
-    .await
-    .expect("insert");
+    commit_unpublished(&db, "stranded").await;
 
     let published = eventually(Duration::from_secs(5), || async {
         setup.entries_ever_added().await == 61
