@@ -6,25 +6,8 @@ use std::process::Command;
 use sea_orm_migration::sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 
 /// A fresh database of this test's own: its URL and a connection to it.
-async fn fresh_database(label: &str) -> (String, DatabaseConnection) {
-    let admin_url = std::env::var("TEST_ADMIN_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("pwtest_migration_{label}_{}", std::process::id());
-    let admin = Database::connect(&admin_url)
-        .await
-        .expect("PostgreSQL reachable");
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\""))
-        .await
-        .expect("drop leftover");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .expect("create database");
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(base, _)| base);
-    let url = format!("{base}/{name}");
+async fn fresh_database() -> (String, DatabaseConnection) {
+    let url = test_support::create_database().await;
     let db = Database::connect(&url).await.expect("connect");
     (url, db)
 }
@@ -52,7 +35,7 @@ fn migration_up(database_url: &str) -> std::process::Output {
 
 #[tokio::test]
 async fn up_refuses_a_foreign_transactions_table_clearly_and_changes_nothing() {
-    let (url, db) = fresh_database("foreign").await;
+    let (url, db) = fresh_database().await;
     db.execute_unprepared("CREATE TABLE transactions (id UUID PRIMARY KEY, note TEXT)")
         .await
         .expect("someone else's table");
@@ -78,7 +61,7 @@ async fn up_refuses_a_foreign_transactions_table_clearly_and_changes_nothing() {
 
 #[tokio::test]
 async fn up_applies_every_migration_on_an_empty_database() {
-    let (url, db) = fresh_database("empty").await;
+    let (url, db) = fresh_database().await;
     let output = migration_up(&url);
     assert!(
         output.status.success(),

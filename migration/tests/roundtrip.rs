@@ -6,24 +6,7 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, Database};
 
 #[tokio::test]
 async fn migrations_go_up_down_and_up_again() {
-    let admin_url = std::env::var("TEST_ADMIN_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("pwtest_migration_{}", std::process::id());
-    let admin = Database::connect(&admin_url)
-        .await
-        .expect("PostgreSQL reachable");
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\""))
-        .await
-        .expect("drop leftover");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .expect("create database");
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(base, _)| base);
-    let db = Database::connect(format!("{base}/{name}"))
+    let db = Database::connect(test_support::create_database().await)
         .await
         .expect("connect");
 
@@ -63,34 +46,13 @@ async fn migrations_go_up_down_and_up_again() {
         total
     );
     db.close().await.ok();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-        .await
-        .expect("drop");
 }
 
 /// Replicas starting together on a fresh database: each applies what is pending in turn,
 /// the concurrent index builds included, and none fails or waits forever.
 #[tokio::test]
 async fn replicas_applying_migrations_at_once_all_succeed() {
-    let admin_url = std::env::var("TEST_ADMIN_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("pwtest_migration_together_{}", std::process::id());
-    let admin = Database::connect(&admin_url)
-        .await
-        .expect("PostgreSQL reachable");
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\""))
-        .await
-        .expect("drop leftover");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .expect("create database");
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(base, _)| base);
-    let url = format!("{base}/{name}");
+    let url = test_support::create_database().await;
 
     let replicas: Vec<_> = (0..4)
         .map(|_| {
@@ -123,8 +85,4 @@ async fn replicas_applying_migrations_at_once_all_succeed() {
         .expect("pg_index");
     assert!(invalid.is_empty(), "no index is left invalid");
     db.close().await.ok();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-        .await
-        .expect("drop");
 }
