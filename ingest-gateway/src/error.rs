@@ -103,129 +103,176 @@ pub struct Problem {
     pub request_id: Option<String>,
 }
 
+/// What one error answers: its row of the table in [`ApiError::answer`].
+struct Answer {
+    status: StatusCode,
+    /// The last part of the problem's `type` URN.
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    /// Whatever a caller can fix is named: fields, headers, or the body as a whole.
+    errors: Vec<FieldError>,
+}
+
+fn answer(
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: impl Into<String>,
+    errors: Vec<FieldError>,
+) -> Answer {
+    Answer {
+        status,
+        slug,
+        title,
+        detail: detail.into(),
+        errors,
+    }
+}
+
+/// The fields (or headers, or components) named, as a detail quotes them.
+fn names(errors: &[FieldError]) -> String {
+    let names: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    names.join(", ")
+}
+
+fn body_error(detail: impl Into<String>) -> Vec<FieldError> {
+    vec![FieldError::new("body", detail)]
+}
+
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+    /// The one table: every variant's status, problem type, title, detail and fields.
+    fn answer(self) -> Answer {
+        use StatusCode as S;
         match self {
-            Self::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON"),
-            Self::UnreadableBody(_) => (
-                StatusCode::BAD_REQUEST,
+            Self::MalformedJson(cause) => answer(
+                S::BAD_REQUEST,
+                "malformed-json",
+                "Malformed JSON",
+                format!("the body is not valid JSON: {cause}"),
+                body_error("is not valid JSON"),
+            ),
+            Self::UnreadableBody(cause) => answer(
+                S::BAD_REQUEST,
                 "unreadable-body",
                 "Unreadable body",
+                format!("the body could not be read: {cause}"),
+                body_error("could not be read"),
             ),
-            Self::BodyTimeout(_) => (
-                StatusCode::REQUEST_TIMEOUT,
+            Self::BodyTimeout(limit) => answer(
+                S::REQUEST_TIMEOUT,
                 "request-timeout",
                 "Request timeout",
+                format!(
+                    "the body did not arrive within {} (BODY_READ_TIMEOUT)",
+                    humantime::format_duration(limit)
+                ),
+                body_error("arrived too slowly"),
             ),
-            Self::UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType => answer(
+                S::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
+                "send the body with Content-Type: application/json",
+                vec![FieldError::new(
+                    "content-type",
+                    "must be application/json (or application/*+json)",
+                )],
             ),
-            Self::PayloadTooLarge { .. } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge { limit } => answer(
+                S::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Payload too large",
+                format!("the body must be at most {limit} bytes"),
+                body_error(format!("must be at most {limit} bytes")),
             ),
-            Self::InvalidFields(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidFields(errors) => answer(
+                S::UNPROCESSABLE_ENTITY,
                 "invalid-fields",
                 "Invalid fields",
+                format!("invalid fields: {}", names(&errors)),
+                errors,
             ),
-            Self::Unauthorized(_) => (
-                StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(errors) => answer(
+                S::UNAUTHORIZED,
                 "invalid-signature",
                 "Invalid webhook signature",
-            ),
-            Self::HeaderTooLarge(_) => (
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "header-too-large",
-                "Request header too large",
-            ),
-            Self::Overloaded => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "Service overloaded",
-            ),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            Self::Conflict(..) => (
-                StatusCode::CONFLICT,
-                "conflicting-duplicate",
-                "Conflicting duplicate",
-            ),
-            Self::Unavailable(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "Service unavailable",
-            ),
-            Self::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "Method not allowed",
-            ),
-            Self::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
-            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
-            Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready"),
-            Self::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal server error",
-            ),
-        }
-    }
-
-    fn detail(&self) -> String {
-        match self {
-            Self::MalformedJson(cause) => format!("the body is not valid JSON: {cause}"),
-            Self::UnreadableBody(cause) => format!("the body could not be read: {cause}"),
-            Self::BodyTimeout(limit) => format!(
-                "the body did not arrive within {} (BODY_READ_TIMEOUT)",
-                humantime::format_duration(*limit)
-            ),
-            Self::UnsupportedMediaType => {
-                "send the body with Content-Type: application/json".to_owned()
-            }
-            Self::PayloadTooLarge { limit } => format!("the body must be at most {limit} bytes"),
-            Self::InvalidFields(errors) => {
-                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-                format!("invalid fields: {}", fields.join(", "))
-            }
-            Self::Unauthorized(errors) => {
-                let headers: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
                 format!(
                     "the webhook signature was not accepted; see header(s): {}",
-                    headers.join(", ")
-                )
+                    names(&errors)
+                ),
+                errors,
+            ),
+            Self::HeaderTooLarge(errors) => answer(
+                S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "header-too-large",
+                "Request header too large",
+                format!("header(s) too large to be a signature: {}", names(&errors)),
+                errors,
+            ),
+            Self::Overloaded => answer(
+                S::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Service overloaded",
+                "too many requests in progress; retry after the time in Retry-After",
+                Vec::new(),
+            ),
+            Self::NotFound(what) => {
+                answer(S::NOT_FOUND, "not-found", "Not found", what, Vec::new())
             }
-            Self::HeaderTooLarge(errors) => {
-                let headers: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-                format!(
-                    "header(s) too large to be a signature: {}",
-                    headers.join(", ")
-                )
-            }
-            Self::Overloaded => {
-                "too many requests in progress; retry after the time in Retry-After".to_owned()
-            }
-            Self::NotFound(what) | Self::Conflict(what, _) => what.clone(),
-            Self::Unavailable(_) => {
-                "the service cannot take this request now; retry later".to_owned()
-            }
-            Self::MethodNotAllowed => "this method is not allowed on this resource".to_owned(),
-            Self::Unauthenticated(what) | Self::Forbidden(what) => what.clone(),
-            Self::NotReady(down) => {
-                let names: Vec<&str> = down.iter().map(|d| d.field.as_str()).collect();
-                format!("not ready: {} down", names.join(", "))
-            }
+            Self::Conflict(what, errors) => answer(
+                S::CONFLICT,
+                "conflicting-duplicate",
+                "Conflicting duplicate",
+                what,
+                errors,
+            ),
             // The cause is logged, never sent: it may hold internals.
-            Self::Internal(_) => "an internal error occurred".to_owned(),
+            Self::Unavailable(_) => answer(
+                S::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                "the service cannot take this request now; retry later",
+                Vec::new(),
+            ),
+            Self::MethodNotAllowed => answer(
+                S::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "this method is not allowed on this resource",
+                Vec::new(),
+            ),
+            Self::Unauthenticated(what) => answer(
+                S::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                what,
+                Vec::new(),
+            ),
+            Self::Forbidden(what) => {
+                answer(S::FORBIDDEN, "forbidden", "Forbidden", what, Vec::new())
+            }
+            Self::NotReady(down) => answer(
+                S::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "Not ready",
+                format!("not ready: {} down", names(&down)),
+                down,
+            ),
+            // The cause is logged, never sent: it may hold internals.
+            Self::Internal(_) => answer(
+                S::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+                "an internal error occurred",
+                Vec::new(),
+            ),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, slug, title) = self.parts();
         match &self {
             Self::Internal(cause) => tracing::error!(%cause, "internal error"),
             Self::Unavailable(cause) => tracing::warn!(%cause, "answering 503"),
@@ -234,27 +281,13 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let detail = self.detail();
-        // Whatever a caller can fix is named: fields, headers, or the body as a whole.
-        let errors = match self {
-            Self::InvalidFields(errors)
-            | Self::Conflict(_, errors)
-            | Self::Unauthorized(errors)
-            | Self::HeaderTooLarge(errors)
-            | Self::NotReady(errors) => errors,
-            Self::MalformedJson(_) => vec![FieldError::new("body", "is not valid JSON")],
-            Self::UnreadableBody(_) => vec![FieldError::new("body", "could not be read")],
-            Self::BodyTimeout(_) => vec![FieldError::new("body", "arrived too slowly")],
-            Self::PayloadTooLarge { limit } => vec![FieldError::new(
-                "body",
-                format!("must be at most {limit} bytes"),
-            )],
-            Self::UnsupportedMediaType => vec![FieldError::new(
-                "content-type",
-                "must be application/json (or application/*+json)",
-            )],
-            _ => Vec::new(),
-        };
+        let Answer {
+            status,
+            slug,
+            title,
+            detail,
+            errors,
+        } = self.answer();
         let problem = Problem {
             kind: format!("urn:payment-webhooks:problem:{slug}"),
             title: title.to_owned(),
