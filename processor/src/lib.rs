@@ -28,7 +28,7 @@ use external::{ExternalCall, HttpCall, SimulatedCall};
 use ingest::Ingestor;
 use outbox::Outbox;
 use processing::{Processing, RetryPolicy};
-use stream::{consumer::Consumer, publisher::Publisher, shards::Shards};
+use stream::{consumer::Consumer, publisher::Publisher, settle::Settlement, shards::Shards};
 
 /// Longest a non-blocking Redis command may take before it counts as failed.
 const REDIS_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -156,11 +156,13 @@ async fn assemble(
             stream_lost: stream_lost.clone(),
             processing: Processing {
                 db: db.clone(),
-                redis: redis.clone(),
-                names: shard.clone(),
+                settlement: Settlement::new(
+                    redis.clone(),
+                    shard.clone(),
+                    shards.dead_letter_key(index),
+                ),
                 registration,
                 lease: config.lease_margin,
-                dead_letter_key: shards.dead_letter_key(index),
                 external: external.clone(),
                 retry: retry.clone(),
                 shutdown_grace: config.shutdown_grace,

@@ -7,12 +7,9 @@
 use std::{collections::HashSet, sync::Arc};
 
 use super::{Processing, steps::StepResult};
-use crate::{
-    db::{
-        consumers::{self, Renewal},
-        repository,
-    },
-    stream::settle,
+use crate::db::{
+    consumers::{self, Renewal},
+    repository,
 };
 
 /// One transaction in hand, as the heartbeat sees it.
@@ -76,7 +73,7 @@ pub(super) async fn beat(processing: &Processing, held: Vec<Held>) -> StepResult
         .filter(|h| !lost.contains(&h.transaction_id))
         .flat_map(|h| h.entries.iter().map(|e| &**e))
         .collect();
-    settle::keep_pending(&processing.redis, &processing.names, &entries).await;
+    processing.settlement.keep_pending(&entries).await;
     result.lost = lost.into_iter().collect();
     result
 }

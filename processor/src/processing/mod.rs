@@ -14,11 +14,10 @@ mod steps;
 
 use std::{sync::Arc, time::Duration};
 
-use fred::prelude::Client;
 use sea_orm::DatabaseConnection;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::{db::consumers::Registration, external::ExternalCall, stream::StreamNames};
+use crate::{db::consumers::Registration, external::ExternalCall, stream::settle::Settlement};
 
 pub use scheduler::{STEP_WIND_DOWN, Scheduler};
 
@@ -45,14 +44,12 @@ impl RetryPolicy {
 /// Everything the processing steps need, shared by the scheduler and its jobs.
 pub struct Processing {
     pub db: DatabaseConnection,
-    /// For XACK, XDEL and dead letters.
-    pub redis: Client,
-    pub names: StreamNames,
-    /// This process's hold on `names.consumer`, the owner of its leases.
+    /// Acknowledgements, held entries and dead letters: the stream's side of settling.
+    pub settlement: Settlement,
+    /// This process's hold on its consumer name, the owner of its leases.
     pub registration: Registration,
     /// How long the leases outlive the last heartbeat (renewed every third of it).
     pub lease: Duration,
-    pub dead_letter_key: String,
     pub external: ExternalCall,
     pub retry: RetryPolicy,
     /// How long in-flight work may go on after shutdown begins.

@@ -32,7 +32,6 @@ use crate::{
     db::{consumers, repository},
     external::CallResult,
     metrics,
-    stream::settle,
 };
 
 /// Most transactions one step takes: one statement and one round trip for them all.
@@ -386,7 +385,7 @@ impl State {
             let processing = self.processing.clone();
             self.steps.spawn(async move {
                 let entry_ids: Vec<&str> = repeats.iter().map(|e| &**e).collect();
-                settle::acknowledge(&processing.redis, &processing.names, &entry_ids).await;
+                processing.settlement.acknowledge(&entry_ids).await;
                 StepResult::default()
             });
         }

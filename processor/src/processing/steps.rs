@@ -18,7 +18,6 @@ use crate::{
     domain::Status,
     external::{self, CallResult, ExternalCall, HttpCall},
     metrics,
-    stream::settle,
 };
 
 /// A delivery whose transaction this consumer has claimed: its external call is under way.
@@ -323,14 +322,10 @@ async fn record_failure(
     match recorded {
         Ok(true) if last => {
             tracing::warn!(%transaction_id, attempts = attempt, %error, "transaction FAILED");
-            settle::dead_letter(
-                &processing.redis,
-                &processing.dead_letter_key,
-                transaction_id,
-                attempt,
-                &error,
-            )
-            .await;
+            processing
+                .settlement
+                .dead_letter(transaction_id, attempt, &error)
+                .await;
             finished(Status::Failed, claimed.created_at);
             settled.push((claimed.delivery, Outcome::Failed));
         }
@@ -359,7 +354,7 @@ async fn settle(
         return;
     }
     let entry_ids: Vec<&str> = settled.iter().map(|(d, _)| &*d.entry_id).collect();
-    settle::acknowledge(&processing.redis, &processing.names, &entry_ids).await;
+    processing.settlement.acknowledge(&entry_ids).await;
     for (delivery, outcome) in settled {
         tracing::info!(
             transaction_id = %delivery.transaction_id,

@@ -14,7 +14,9 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{REQUEST_ID_FIELD, StreamNames, TRANSACTION_ID_FIELD, lost::StreamLost, settle};
+use super::{
+    REQUEST_ID_FIELD, StreamNames, TRANSACTION_ID_FIELD, lost::StreamLost, settle::Settlement,
+};
 use crate::{
     processing::{Delivery, Processing, Scheduler},
     startup,
@@ -34,7 +36,7 @@ pub type Entries = Vec<(String, HashMap<String, String>)>;
 
 pub struct Consumer {
     /// Dedicated to the blocking XREADGROUP, which holds its connection while it waits.
-    /// XAUTOCLAIM and the consumer group go through `processing.redis`.
+    /// XAUTOCLAIM and the consumer group go through `processing.settlement`'s client.
     pub reader: Client,
     pub batch_size: usize,
     pub max_in_flight: usize,
@@ -135,19 +137,18 @@ impl Consumer {
             stream_lost,
             processing,
         } = self;
-        let (redis, names) = (processing.redis.clone(), processing.names.clone());
+        let settlement = processing.settlement.clone();
+        let (redis, names) = (settlement.client(), settlement.names());
         // The scheduler's heartbeat keeps this consumer's name registered while it waits.
         let scheduler = Scheduler::start(processing, shutdown.clone());
-        if !startup::wait_for_stream_group(&redis, &names, &stream_lost, started_at, &shutdown)
-            .await
+        if !startup::wait_for_stream_group(redis, names, &stream_lost, started_at, &shutdown).await
         {
             scheduler.finish().await;
             return;
         }
         let in_flight = Arc::new(Semaphore::new(max_in_flight));
         let reading = Reading {
-            redis: &redis,
-            names: &names,
+            settlement: &settlement,
             scheduler: &scheduler,
             in_flight: &in_flight,
             shutdown: &shutdown,
@@ -160,7 +161,7 @@ impl Consumer {
         loop {
             if last_claim.elapsed() >= claim_interval {
                 last_claim = Instant::now();
-                match claim_stale_entries(&redis, &names, claim_min_idle, batch_size).await {
+                match claim_stale_entries(redis, names, claim_min_idle, batch_size).await {
                     Ok(entries) if !entries.is_empty() => {
                         tracing::info!(
                             count = entries.len(),
@@ -187,13 +188,13 @@ impl Consumer {
             let block = (!reading_own_pending).then_some(BLOCK_MILLIS);
             let read = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                read = read_entries(&reader, &names, &cursor, count, block) => read,
+                read = read_entries(&reader, names, &cursor, count, block) => read,
             };
             let entries = match read {
                 Ok(entries) => entries,
                 Err(error) => {
                     drop(first_slot);
-                    recover_from_read_error(&redis, &names, &stream_lost, &error).await;
+                    recover_from_read_error(redis, names, &stream_lost, &error).await;
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         () = tokio::time::sleep(READ_RETRY_PAUSE) => continue,
@@ -244,8 +245,8 @@ async fn recover_from_read_error(
 
 /// What the read loop needs to hand entries over.
 struct Reading<'a> {
-    redis: &'a Client,
-    names: &'a StreamNames,
+    /// Malformed entries are acknowledged through it: nothing can ever process them.
+    settlement: &'a Settlement,
     scheduler: &'a Scheduler,
     in_flight: &'a Arc<Semaphore>,
     shutdown: &'a CancellationToken,
@@ -291,6 +292,6 @@ impl Reading<'_> {
                 .await;
         }
         let malformed: Vec<&str> = malformed.iter().map(String::as_str).collect();
-        settle::acknowledge(self.redis, self.names, &malformed).await;
+        self.settlement.acknowledge(&malformed).await;
     }
 }
