@@ -6,8 +6,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::bail;
 use service_support::{
     logging::Logging,
+    secret_url::SecretUrl,
     settings::{non_empty, parse_addr, parse_bool, parse_duration, parse_number, parse_rate},
 };
+
+use crate::{external::SimulatedCall, processing::RetryPolicy};
 
 /// Everything the processor needs to run, validated.
 /// Every environment variable this binary reads (a unit test keeps the list exact; the
@@ -58,12 +61,12 @@ pub const VARIABLES: &[&str] = &[
 #[derive(Clone, Debug)]
 pub struct Config {
     /// `DATABASE_URL`: PostgreSQL, the source of truth.
-    pub database_url: String,
+    pub database_url: SecretUrl,
     /// `DATABASE_MAX_CONNECTIONS`: size of the PostgreSQL pool.
     pub database_max_connections: u32,
     /// `DATABASE_READ_URL`: where the API's reads (get, list, watch) go, e.g. a replica;
     /// `DATABASE_URL` unless set.
-    pub database_read_url: String,
+    pub database_read_url: SecretUrl,
     /// `DATABASE_READ_MAX_CONNECTIONS`: size of the reads' own pool, apart from the write
     /// path's, so reads can never take the connections ingest needs.
     pub database_read_max_connections: u32,
@@ -71,27 +74,15 @@ pub struct Config {
     /// waits no longer for a connection); the caller gets UNAVAILABLE.
     pub read_statement_timeout: Duration,
     /// `REDIS_URL`: Redis holding the work stream.
-    pub redis_url: String,
+    pub redis_url: SecretUrl,
     /// `GRPC_ADDR`: where the gRPC server listens.
     pub grpc_addr: SocketAddr,
-    /// `PROCESSING_DELAY`: how long the simulated external call takes.
-    pub processing_delay: Duration,
-    /// `EXTERNAL_CALL_URL`: where the external call is POSTed; unset, it is simulated.
-    pub external_call_url: Option<reqwest::Url>,
-    /// `EXTERNAL_CALL_TIMEOUT`: the deadline of one external call.
-    pub external_call_timeout: Duration,
-    /// `STREAM_KEY`: the Redis Stream that carries transaction ids to process.
-    pub stream_key: String,
-    /// `STREAM_SHARDS`: how many keys the stream is spread over (see `stream::shards`).
-    pub stream_shards: u32,
-    /// `CONSUMER_GROUP`: the group all replicas read through.
-    pub consumer_group: String,
-    /// `CONSUMER_NAME`: this replica's name in the group.
-    pub consumer_name: String,
-    /// `MAX_IN_FLIGHT`: transactions that may wait out their delay at once.
-    pub max_in_flight: usize,
-    /// `READ_BATCH_SIZE`: entries fetched per XREADGROUP.
-    pub read_batch_size: usize,
+    /// The external call each transaction stands for, real or simulated.
+    pub external: ExternalCallSettings,
+    /// Where the stream lives and who reads it.
+    pub stream: StreamSettings,
+    /// How much is read, held and written at once.
+    pub batching: Batching,
     /// `SHUTDOWN_GRACE`: how long the calls under way may finish after SIGTERM; by
     /// default the longest call (`EXTERNAL_CALL_TIMEOUT`, or `PROCESSING_DELAY` when
     /// simulated) plus `SHUTDOWN_MARGIN`, so a graceful stop cuts no call.
@@ -100,12 +91,10 @@ pub struct Config {
     pub run_migrations: bool,
     /// `LOG_FORMAT` and `RUST_LOG` (`info`, sqlx's notices at `warn`, unless set).
     pub logging: Logging,
-    /// `MAX_ATTEMPTS`: attempts of the external call before a transaction is FAILED.
-    pub max_attempts: u32,
-    /// `RETRY_BASE_DELAY`: backoff before the second attempt; doubles each time, jittered.
-    pub retry_base_delay: Duration,
-    /// `RETRY_MAX_DELAY`: the longest backoff between two attempts.
-    pub retry_max_delay: Duration,
+    /// `MAX_ATTEMPTS`: attempts of the external call before a transaction is FAILED;
+    /// `RETRY_BASE_DELAY`: backoff before the second attempt, doubling each time,
+    /// jittered; `RETRY_MAX_DELAY`: the longest backoff between two attempts.
+    pub retry: RetryPolicy,
     /// `LEASE_MARGIN`: how long a consumer's leases (and its name) outlive its last
     /// heartbeat, which comes every third of it while the process lives, however long a
     /// call takes; past it, the consumer is presumed dead and others take its work over.
@@ -118,21 +107,10 @@ pub struct Config {
     pub retention: Option<Duration>,
     /// `RECONCILE_INTERVAL`: how often the outbox looks for such transactions.
     pub reconcile_interval: Duration,
-    /// `DEAD_LETTER_STREAM_KEY`: where FAILED transactions are reported.
-    pub dead_letter_stream_key: String,
-    /// `SIMULATED_FAILURE_RATE`: share (0 to 1) of simulated external calls that fail.
-    pub simulated_failure_rate: f64,
-    /// `SIMULATED_FAILURE_ID_PREFIX`: ids starting with it always fail (tests, demos).
-    pub simulated_failure_id_prefix: Option<String>,
     /// `METRICS_ADDR`: where Prometheus metrics are served (`/metrics`).
     pub metrics_addr: SocketAddr,
     /// `WATCH_POLL_INTERVAL`: how often a WatchTransaction stream looks for changes.
     pub watch_poll_interval: Duration,
-    /// `INGEST_BATCH_SIZE`: most webhooks stored by one INSERT (a writer takes the ingests
-    /// queued when it is free, up to this many).
-    pub ingest_batch_size: usize,
-    /// `INGEST_WRITERS`: ingest batches written at once.
-    pub ingest_writers: usize,
     /// `MAX_CONCURRENT_CALLS`: gRPC calls in progress per connection; more are refused
     /// at once with RESOURCE_EXHAUSTED (the gateway answers 503) instead of queueing.
     pub max_concurrent_calls: usize,
@@ -142,6 +120,58 @@ pub struct Config {
     /// `REDIS_TLS_CA_FILE`, `REDIS_TLS_SKIP_VERIFY`: how a `rediss://` `REDIS_URL` is
     /// verified.
     pub redis_tls: RedisTls,
+}
+
+/// The external call: HTTP when `url` is set, else simulated.
+#[derive(Clone, Debug)]
+pub struct ExternalCallSettings {
+    /// `EXTERNAL_CALL_URL`: where the external call is POSTed; unset, it is simulated.
+    pub url: Option<reqwest::Url>,
+    /// `EXTERNAL_CALL_TIMEOUT`: the deadline of one external call.
+    pub timeout: Duration,
+    /// `PROCESSING_DELAY`: how long the simulated call takes;
+    /// `SIMULATED_FAILURE_RATE`: share (0 to 1) of simulated calls that fail;
+    /// `SIMULATED_FAILURE_ID_PREFIX`: ids starting with it always fail (tests, demos).
+    pub simulated: SimulatedCall,
+}
+
+impl ExternalCallSettings {
+    /// The longest one external call may take.
+    pub fn longest(&self) -> Duration {
+        match self.url {
+            Some(_) => self.timeout,
+            None => self.simulated.delay,
+        }
+    }
+}
+
+/// The stream's names (each shard's are made from them, see `stream::shards`).
+#[derive(Clone, Debug)]
+pub struct StreamSettings {
+    /// `STREAM_KEY`: the Redis Stream that carries transaction ids to process.
+    pub key: String,
+    /// `STREAM_SHARDS`: how many keys the stream is spread over (see `stream::shards`).
+    pub shards: u32,
+    /// `CONSUMER_GROUP`: the group all replicas read through.
+    pub group: String,
+    /// `CONSUMER_NAME`: this replica's name in the group.
+    pub consumer_name: String,
+    /// `DEAD_LETTER_STREAM_KEY`: where FAILED transactions are reported.
+    pub dead_letter_key: String,
+}
+
+/// How much is read, held and written at once.
+#[derive(Clone, Debug)]
+pub struct Batching {
+    /// `MAX_IN_FLIGHT`: transactions that may wait out their delay at once.
+    pub max_in_flight: usize,
+    /// `READ_BATCH_SIZE`: entries fetched per XREADGROUP.
+    pub read_batch_size: usize,
+    /// `INGEST_BATCH_SIZE`: most webhooks stored by one INSERT (a writer takes the ingests
+    /// queued when it is free, up to this many).
+    pub ingest_batch_size: usize,
+    /// `INGEST_WRITERS`: ingest batches written at once.
+    pub ingest_writers: usize,
 }
 
 /// Verification of a `rediss://` server; with a `redis://` URL these must stay unset.
@@ -178,16 +208,19 @@ impl Config {
         // sqlx's notices: one per migration check at start.
         let logging = Logging::from_lookup(&lookup, "info,sqlx=warn")?;
         let get = |name: &str, default: &str| lookup(name).unwrap_or_else(|| default.to_owned());
+        let database_url = get("DATABASE_URL", migration::DEFAULT_DATABASE_URL);
+        let redis_url = get("REDIS_URL", "redis://127.0.0.1:6379/0");
         let mut config = Self {
-            database_url: get("DATABASE_URL", migration::DEFAULT_DATABASE_URL),
             database_max_connections: parse_number(
                 "DATABASE_MAX_CONNECTIONS",
                 &get("DATABASE_MAX_CONNECTIONS", "20"),
             )?,
-            database_read_url: match lookup("DATABASE_READ_URL").filter(|url| !url.is_empty()) {
-                Some(url) => url,
-                None => get("DATABASE_URL", migration::DEFAULT_DATABASE_URL),
-            },
+            database_read_url: SecretUrl::new(
+                lookup("DATABASE_READ_URL")
+                    .filter(|url| !url.is_empty())
+                    .unwrap_or_else(|| database_url.clone()),
+            ),
+            database_url: SecretUrl::new(database_url),
             database_read_max_connections: parse_number(
                 "DATABASE_READ_MAX_CONNECTIONS",
                 &get("DATABASE_READ_MAX_CONNECTIONS", "5"),
@@ -197,33 +230,18 @@ impl Config {
                 "READ_STATEMENT_TIMEOUT",
                 &get("READ_STATEMENT_TIMEOUT", "500ms"),
             )?,
-            redis_url: get("REDIS_URL", "redis://127.0.0.1:6379/0"),
             grpc_addr: parse_addr("GRPC_ADDR", &get("GRPC_ADDR", "0.0.0.0:50051"))?,
-            processing_delay: parse_duration("PROCESSING_DELAY", &get("PROCESSING_DELAY", "30s"))?,
-            external_call_url: lookup("EXTERNAL_CALL_URL")
-                .filter(|url| !url.is_empty())
-                .map(|url| parse_http_url("EXTERNAL_CALL_URL", &url))
-                .transpose()?,
-            external_call_timeout: parse_duration(
-                "EXTERNAL_CALL_TIMEOUT",
-                &get("EXTERNAL_CALL_TIMEOUT", "30s"),
-            )?,
-            stream_key: non_empty("STREAM_KEY", get("STREAM_KEY", "transactions"))?,
-            stream_shards: parse_number("STREAM_SHARDS", &get("STREAM_SHARDS", "1"))?,
-            consumer_group: non_empty("CONSUMER_GROUP", get("CONSUMER_GROUP", "processors"))?,
-            consumer_name: match lookup("CONSUMER_NAME") {
-                Some(name) => non_empty("CONSUMER_NAME", name)?,
-                None => default_consumer_name(),
-            },
-            // 100 000 at a 30 s delay is 3 300 transactions/s per processor, in ~40 MB.
-            max_in_flight: parse_number("MAX_IN_FLIGHT", &get("MAX_IN_FLIGHT", "100000"))?,
-            read_batch_size: parse_number("READ_BATCH_SIZE", &get("READ_BATCH_SIZE", "256"))?,
+            external: ExternalCallSettings::from_lookup(&lookup)?,
+            stream: StreamSettings::from_lookup(&lookup)?,
+            batching: Batching::from_lookup(&lookup)?,
             shutdown_grace: Duration::ZERO,
             run_migrations: parse_bool("RUN_MIGRATIONS", &get("RUN_MIGRATIONS", "true"))?,
             logging,
-            max_attempts: parse_number("MAX_ATTEMPTS", &get("MAX_ATTEMPTS", "5"))?,
-            retry_base_delay: parse_duration("RETRY_BASE_DELAY", &get("RETRY_BASE_DELAY", "1s"))?,
-            retry_max_delay: parse_duration("RETRY_MAX_DELAY", &get("RETRY_MAX_DELAY", "60s"))?,
+            retry: RetryPolicy {
+                max_attempts: parse_number("MAX_ATTEMPTS", &get("MAX_ATTEMPTS", "5"))?,
+                base_delay: parse_duration("RETRY_BASE_DELAY", &get("RETRY_BASE_DELAY", "1s"))?,
+                max_delay: parse_duration("RETRY_MAX_DELAY", &get("RETRY_MAX_DELAY", "60s"))?,
+            },
             lease_margin: parse_duration("LEASE_MARGIN", &get("LEASE_MARGIN", "15s"))?,
             republish_after: parse_duration("REPUBLISH_AFTER", &get("REPUBLISH_AFTER", "30s"))?,
             retention: lookup("RETENTION")
@@ -234,19 +252,7 @@ impl Config {
                 "RECONCILE_INTERVAL",
                 &get("RECONCILE_INTERVAL", "5s"),
             )?,
-            dead_letter_stream_key: match lookup("DEAD_LETTER_STREAM_KEY") {
-                Some(key) => non_empty("DEAD_LETTER_STREAM_KEY", key)?,
-                None => format!("{}:dead-letter", get("STREAM_KEY", "transactions")),
-            },
-            simulated_failure_rate: parse_rate(
-                "SIMULATED_FAILURE_RATE",
-                &get("SIMULATED_FAILURE_RATE", "0"),
-            )?,
-            simulated_failure_id_prefix: lookup("SIMULATED_FAILURE_ID_PREFIX")
-                .filter(|p| !p.is_empty()),
             metrics_addr: parse_addr("METRICS_ADDR", &get("METRICS_ADDR", "0.0.0.0:9090"))?,
-            ingest_batch_size: parse_number("INGEST_BATCH_SIZE", &get("INGEST_BATCH_SIZE", "256"))?,
-            ingest_writers: parse_number("INGEST_WRITERS", &get("INGEST_WRITERS", "4"))?,
             max_concurrent_calls: parse_number(
                 "MAX_CONCURRENT_CALLS",
                 &get("MAX_CONCURRENT_CALLS", "1024"),
@@ -256,7 +262,8 @@ impl Config {
                 &get("WATCH_POLL_INTERVAL", "250ms"),
             )?,
             grpc_tls: parse_grpc_tls(&lookup)?,
-            redis_tls: parse_redis_tls(&lookup, &get("REDIS_URL", "redis://127.0.0.1:6379/0"))?,
+            redis_tls: parse_redis_tls(&lookup, &redis_url)?,
+            redis_url: SecretUrl::new(redis_url),
         };
         config.shutdown_grace = match lookup("SHUTDOWN_GRACE") {
             Some(grace) => parse_duration("SHUTDOWN_GRACE", &grace)?,
@@ -267,10 +274,7 @@ impl Config {
 
     /// The longest one external call may take.
     pub fn longest_call(&self) -> Duration {
-        match self.external_call_url {
-            Some(_) => self.external_call_timeout,
-            None => self.processing_delay,
-        }
+        self.external.longest()
     }
 
     /// How long a platform must wait after SIGTERM before it kills the processor: the
@@ -282,6 +286,63 @@ impl Config {
 
 /// What the default `SHUTDOWN_GRACE` allows beyond the longest call: recording it.
 pub const SHUTDOWN_MARGIN: Duration = Duration::from_secs(10);
+
+impl ExternalCallSettings {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |name: &str, default: &str| lookup(name).unwrap_or_else(|| default.to_owned());
+        Ok(Self {
+            url: lookup("EXTERNAL_CALL_URL")
+                .filter(|url| !url.is_empty())
+                .map(|url| parse_http_url("EXTERNAL_CALL_URL", &url))
+                .transpose()?,
+            timeout: parse_duration(
+                "EXTERNAL_CALL_TIMEOUT",
+                &get("EXTERNAL_CALL_TIMEOUT", "30s"),
+            )?,
+            simulated: SimulatedCall {
+                delay: parse_duration("PROCESSING_DELAY", &get("PROCESSING_DELAY", "30s"))?,
+                failure_rate: parse_rate(
+                    "SIMULATED_FAILURE_RATE",
+                    &get("SIMULATED_FAILURE_RATE", "0"),
+                )?,
+                failing_id_prefix: lookup("SIMULATED_FAILURE_ID_PREFIX").filter(|p| !p.is_empty()),
+            },
+        })
+    }
+}
+
+impl StreamSettings {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |name: &str, default: &str| lookup(name).unwrap_or_else(|| default.to_owned());
+        let key = non_empty("STREAM_KEY", get("STREAM_KEY", "transactions"))?;
+        Ok(Self {
+            shards: parse_number("STREAM_SHARDS", &get("STREAM_SHARDS", "1"))?,
+            group: non_empty("CONSUMER_GROUP", get("CONSUMER_GROUP", "processors"))?,
+            consumer_name: match lookup("CONSUMER_NAME") {
+                Some(name) => non_empty("CONSUMER_NAME", name)?,
+                None => default_consumer_name(),
+            },
+            dead_letter_key: match lookup("DEAD_LETTER_STREAM_KEY") {
+                Some(key) => non_empty("DEAD_LETTER_STREAM_KEY", key)?,
+                None => format!("{key}:dead-letter"),
+            },
+            key,
+        })
+    }
+}
+
+impl Batching {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |name: &str, default: &str| lookup(name).unwrap_or_else(|| default.to_owned());
+        Ok(Self {
+            // 100 000 at a 30 s delay is 3 300 transactions/s per processor, in ~40 MB.
+            max_in_flight: parse_number("MAX_IN_FLIGHT", &get("MAX_IN_FLIGHT", "100000"))?,
+            read_batch_size: parse_number("READ_BATCH_SIZE", &get("READ_BATCH_SIZE", "256"))?,
+            ingest_batch_size: parse_number("INGEST_BATCH_SIZE", &get("INGEST_BATCH_SIZE", "256"))?,
+            ingest_writers: parse_number("INGEST_WRITERS", &get("INGEST_WRITERS", "4"))?,
+        })
+    }
+}
 
 /// Blank counts as unset, as an empty line in an env file would be.
 fn path_setting(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<PathBuf> {
@@ -364,19 +425,20 @@ mod tests {
     fn defaults_are_specs() -> anyhow::Result<()> {
         let config = config_with(&[])?;
         assert_eq!(config.grpc_addr.to_string(), "0.0.0.0:50051");
-        assert_eq!(config.processing_delay, Duration::from_secs(30));
-        assert_eq!(config.stream_key, "transactions");
-        assert_eq!(config.consumer_group, "processors");
-        assert_eq!(config.redis_url, "redis://127.0.0.1:6379/0");
-        assert_eq!(config.external_call_url, None);
-        assert_eq!(config.external_call_timeout, Duration::from_secs(30));
+        assert_eq!(config.external.simulated.delay, Duration::from_secs(30));
+        assert_eq!(config.stream.key, "transactions");
+        assert_eq!(config.stream.group, "processors");
+        assert_eq!(config.redis_url.expose(), "redis://127.0.0.1:6379/0");
+        assert_eq!(config.external.url, None);
+        assert_eq!(config.external.timeout, Duration::from_secs(30));
         assert_eq!(config.database_read_url, config.database_url);
         assert_eq!(config.read_statement_timeout, Duration::from_millis(500));
         assert_eq!(config.retention, None);
-        assert_eq!(config.stream_shards, 1);
+        assert_eq!(config.stream.shards, 1);
         assert_eq!(config.shutdown_grace, Duration::from_secs(40));
         assert!(
             config
+                .stream
                 .consumer_name
                 .ends_with(&format!("-{}", std::process::id()))
         );
@@ -401,7 +463,7 @@ mod tests {
     #[test]
     fn delay_accepts_human_durations() -> anyhow::Result<()> {
         let config = config_with(&[("PROCESSING_DELAY", "500ms")])?;
-        assert_eq!(config.processing_delay, Duration::from_millis(500));
+        assert_eq!(config.external.simulated.delay, Duration::from_millis(500));
         let config = config_with(&[("RETENTION", "90d")])?;
         assert_eq!(config.retention, Some(Duration::from_secs(90 * 86_400)));
         Ok(())
@@ -507,6 +569,29 @@ mod tests {
                 "the URL's password never prints"
             );
         }
+        Ok(())
+    }
+
+    #[test]
+    fn urls_print_without_their_passwords() -> anyhow::Result<()> {
+        let config = config_with(&[
+            ("DATABASE_URL", "postgres://user:hunter2@host/db"),
+            ("REDIS_URL", "redis://:hunter2@host:6379"),
+        ])?;
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("postgres://user:***@host/db"), "{printed}");
+        assert!(printed.contains("redis://:***@host:6379"), "{printed}");
+        // The connections still get the real URLs, the reads' one included.
+        assert_eq!(
+            config.database_url.expose(),
+            "postgres://user:hunter2@host/db"
+        );
+        assert_eq!(
+            config.database_read_url.expose(),
+            config.database_url.expose()
+        );
+        assert_eq!(config.redis_url.expose(), "redis://:hunter2@host:6379");
         Ok(())
     }
 

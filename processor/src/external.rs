@@ -18,7 +18,7 @@ use reqwest::{StatusCode, header::HeaderMap};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::db::repository::StoredTransaction;
+use crate::{config::ExternalCallSettings, db::repository::StoredTransaction};
 
 /// The header that names the transaction to the downstream.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -34,6 +34,14 @@ pub enum ExternalCall {
 }
 
 impl ExternalCall {
+    /// The call `settings` describe: HTTP to `EXTERNAL_CALL_URL`, else simulated.
+    pub fn from_settings(settings: &ExternalCallSettings) -> reqwest::Result<Self> {
+        Ok(match &settings.url {
+            Some(url) => Self::Http(Arc::new(HttpCall::new(url.clone(), settings.timeout)?)),
+            None => Self::Simulated(settings.simulated.clone()),
+        })
+    }
+
     /// The longest one call may take: the simulated delay, or the HTTP deadline.
     pub fn longest(&self) -> Duration {
         match self {

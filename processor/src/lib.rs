@@ -24,10 +24,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
-use external::{ExternalCall, HttpCall, SimulatedCall};
+use external::ExternalCall;
 use ingest::Ingestor;
 use outbox::Outbox;
-use processing::{Processing, RetryPolicy};
+use processing::Processing;
 use stream::{consumer::Consumer, publisher::Publisher, settle::Settlement, shards::Shards};
 
 /// Longest a non-blocking Redis command may take before it counts as failed.
@@ -91,51 +91,42 @@ async fn assemble(
     // Lazy: the reads' server (a replica, perhaps) need not answer for the processor to
     // start; until it does, reads are UNAVAILABLE.
     let reads = db::connect_reads(
-        &config.database_read_url,
+        config.database_read_url.expose(),
         config.database_read_max_connections,
         config.read_statement_timeout,
     )
     .await
     .context("DATABASE_READ_URL is not a usable PostgreSQL address")?;
     // Neither client needs Redis to answer yet: each keeps connecting in the background.
-    let redis = stream::connect(&config.redis_url, &config.redis_tls, REDIS_COMMAND_TIMEOUT)
-        .context("REDIS_URL is not a usable Redis address")?;
-    let shards = Shards::new(
-        &config.stream_key,
-        &config.dead_letter_stream_key,
-        config.stream_shards,
-    );
-    let mut names = shards.names(&config.consumer_group, &config.consumer_name);
+    let redis = stream::connect(
+        config.redis_url.expose(),
+        &config.redis_tls,
+        REDIS_COMMAND_TIMEOUT,
+    )
+    .context("REDIS_URL is not a usable Redis address")?;
+    let stream = &config.stream;
+    let shards = Shards::new(&stream.key, &stream.dead_letter_key, stream.shards);
+    let mut names = shards.names(&stream.group, &stream.consumer_name);
     let publisher = Publisher::new(redis.clone(), shards.clone());
     let stream_lost = Arc::new(stream::lost::StreamLost::default());
-    let external = match &config.external_call_url {
-        Some(url) => ExternalCall::Http(Arc::new(
-            HttpCall::new(url.clone(), config.external_call_timeout)
-                .context("cannot make the HTTP client for EXTERNAL_CALL_URL")?,
-        )),
-        None => ExternalCall::Simulated(SimulatedCall {
-            delay: config.processing_delay,
-            failure_rate: config.simulated_failure_rate,
-            failing_id_prefix: config.simulated_failure_id_prefix.clone(),
-        }),
-    };
-    let retry = RetryPolicy {
-        max_attempts: config.max_attempts,
-        base_delay: config.retry_base_delay,
-        max_delay: config.retry_max_delay,
-    };
+    let external = ExternalCall::from_settings(&config.external)
+        .context("cannot make the HTTP client for EXTERNAL_CALL_URL")?;
     // An entry idle past a whole lease belongs to a consumer that stopped renewing it.
     let claim_min_idle = config.lease_margin;
     // One consumer per shard, each with its share of MAX_IN_FLIGHT.
-    let max_in_flight = config.max_in_flight.div_ceil(names.len().max(1)).max(1);
+    let max_in_flight = config
+        .batching
+        .max_in_flight
+        .div_ceil(names.len().max(1))
+        .max(1);
     let shard_count = names.len();
     let mut consumers = Vec::with_capacity(shard_count);
     for (index, shard) in (0..).zip(names.iter_mut()) {
         // Each shard's consumer holds its own name (and leases) while it lives: another
         // live process's is refused.
         let owner = match shard_count {
-            1 => config.consumer_name.clone(),
-            _ => format!("{}-shard{index}", config.consumer_name),
+            1 => stream.consumer_name.clone(),
+            _ => format!("{}-shard{index}", stream.consumer_name),
         };
         let registration = db::consumers::register(&db, &owner, config.lease_margin)
             .await
@@ -144,12 +135,12 @@ async fn assemble(
         consumers.push(Consumer {
             // XREADGROUP BLOCK holds its connection, so each reader has its own client.
             reader: stream::connect(
-                &config.redis_url,
+                config.redis_url.expose(),
                 &config.redis_tls,
                 REDIS_COMMAND_TIMEOUT * 3,
             )
             .context("REDIS_URL is not a usable Redis address")?,
-            batch_size: config.read_batch_size,
+            batch_size: config.batching.read_batch_size,
             max_in_flight,
             claim_min_idle,
             claim_interval: config.reconcile_interval,
@@ -164,7 +155,7 @@ async fn assemble(
                 registration,
                 lease: config.lease_margin,
                 external: external.clone(),
-                retry: retry.clone(),
+                retry: config.retry.clone(),
                 shutdown_grace: config.shutdown_grace,
             },
         });
@@ -212,8 +203,8 @@ async fn assemble(
         renewal,
         publisher,
         ingest::BatchSettings {
-            max_batch: config.ingest_batch_size,
-            writers: config.ingest_writers,
+            max_batch: config.batching.ingest_batch_size,
+            writers: config.batching.ingest_writers,
             republish_after: config.republish_after,
         },
     );

@@ -13,7 +13,7 @@ async fn main() -> ExitCode {
         }
     };
     config.logging.init();
-    tracing::info!(grpc_addr = %config.grpc_addr, consumer = %config.consumer_name, "processor starting");
+    tracing::info!(grpc_addr = %config.grpc_addr, consumer = %config.stream.consumer_name, "processor starting");
     let shutdown = shutdown::on_signal();
     // Start-up waits for PostgreSQL for as long as it takes; a signal ends the wait.
     let built = tokio::select! {

@@ -73,18 +73,18 @@ async fn connect_and_migrate(
     config: &Config,
     renewal: &db::Renewal,
 ) -> Result<DatabaseConnection, Failed> {
-    reach(&config.database_url)
+    reach(config.database_url.expose())
         .await
         .map_err(|error| Failed::ForNow(format!("cannot connect: {error}")))?;
     let db = db::connect_renewable(
-        &config.database_url,
+        config.database_url.expose(),
         config.database_max_connections,
         renewal,
     )
     .await
     .map_err(|error| Failed::ForNow(format!("cannot connect: {error}")))?;
     if config.run_migrations {
-        migration::apply_pending(&config.database_url)
+        migration::apply_pending(config.database_url.expose())
             .await
             .map_err(|error| {
                 if db_transience(&error).is_transient() {

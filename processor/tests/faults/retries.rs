@@ -53,7 +53,9 @@ async fn failing_ids_are_retried_then_failed_dead_lettered_and_redriven() {
 
     // The dead-letter stream names it, with its attempts and error.
     let redis = setup.redis().await;
-    let dead_letter_key = crate::helpers::StartProcessor::config(&setup).dead_letter_stream_key;
+    let dead_letter_key = crate::helpers::StartProcessor::config(&setup)
+        .stream
+        .dead_letter_key;
     let letters: Vec<(String, std::collections::HashMap<String, String>)> = redis
         .xrange_values(&dead_letter_key, "-", "+", None)
         .await
