@@ -11,6 +11,8 @@ use service_support::{
 
 use crate::{
     auth::{BearerTokens, MIN_API_TOKEN_LENGTH},
+    routes::Limits,
+    server::ConnectionLimits,
     signatures::{Secrets, Verifier},
 };
 
@@ -64,29 +66,27 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `LOG_FORMAT` and `RUST_LOG` (`info` unless set).
     pub logging: Logging,
-    /// `MAX_CONCURRENT_REQUESTS`: webhooks handled at once (their bodies read); past it the
-    /// gateway sheds with 503 at once rather than queueing. The default, 256,
-    /// keeps p99 under 500 ms at 1024 connections on 2 cores, and 256 connections are all
-    /// served instead of 95 % shed as at 64 (BENCHMARKS.md; batched gRPC calls made the
-    /// larger limit affordable).
-    pub max_concurrent_requests: usize,
-    /// `REQUEST_TIMEOUT`: the most an API request may take once its body is read (503 past
-    /// it). Defaults to `PROCESSOR_TIMEOUT` plus 500 ms; must exceed `PROCESSOR_TIMEOUT`.
-    pub request_timeout: Duration,
-    /// `MAX_CONCURRENT_READS`: reads (status, list, admin) handled at once, a budget apart
-    /// from the webhooks' so that reads never starve ingest.
-    pub max_concurrent_reads: usize,
-    /// `BODY_READ_TIMEOUT`: the most a request's body may take to arrive (408 past it).
-    pub body_read_timeout: Duration,
-    /// `HEADER_READ_TIMEOUT`: the most a request head may take (the connection is closed).
-    pub header_read_timeout: Duration,
-    /// `IDLE_TIMEOUT`: a connection with nothing moving for this long is closed (between
-    /// requests, or a peer not reading our answer). Must exceed `REQUEST_TIMEOUT`.
-    pub idle_timeout: Duration,
-    /// `MAX_CONNECTIONS`: connections open at once; past it a new one is closed at once.
-    pub max_connections: usize,
-    /// `MAX_HEADER_BYTES`: the largest request head (431 above it); at least 8192.
-    pub max_header_bytes: usize,
+    /// What bounds the API routes' work:
+    /// - `MAX_CONCURRENT_REQUESTS`: webhooks handled at once (their bodies read); past it
+    ///   the gateway sheds with 503 at once rather than queueing. The default, 256, keeps
+    ///   p99 under 500 ms at 1024 connections on 2 cores, and 256 connections are all
+    ///   served instead of 95 % shed as at 64 (BENCHMARKS.md; batched gRPC calls made the
+    ///   larger limit affordable).
+    /// - `REQUEST_TIMEOUT`: the most an API request may take once its body is read (503
+    ///   past it). Defaults to `PROCESSOR_TIMEOUT` plus 500 ms; must exceed
+    ///   `PROCESSOR_TIMEOUT`.
+    /// - `MAX_CONCURRENT_READS`: reads (status, list, admin) handled at once, a budget
+    ///   apart from the webhooks' so that reads never starve ingest.
+    /// - `BODY_READ_TIMEOUT`: the most a request's body may take to arrive (408 past it).
+    pub limits: Limits,
+    /// What bounds the connections:
+    /// - `HEADER_READ_TIMEOUT`: the most a request head may take (the connection is
+    ///   closed).
+    /// - `IDLE_TIMEOUT`: a connection with nothing moving for this long is closed (between
+    ///   requests, or a peer not reading our answer). Must exceed `REQUEST_TIMEOUT`.
+    /// - `MAX_CONNECTIONS`: connections open at once; past it a new one is closed at once.
+    /// - `MAX_HEADER_BYTES`: the largest request head (431 above it); at least 8192.
+    pub connections: ConnectionLimits,
     /// `RAZORPAY_WEBHOOK_SECRET`, `STANDARD_WEBHOOKS_SECRET`, `STRIPE_WEBHOOK_SECRET` and
     /// `WEBHOOK_TOLERANCE`: webhook signature checks (the secrets never print).
     pub signatures: Verifier,
@@ -214,20 +214,24 @@ impl Config {
             processor_timeout,
             max_body_bytes: parse_number("MAX_BODY_BYTES", &get("MAX_BODY_BYTES", "65536"))?,
             logging,
-            max_concurrent_requests: parse_number(
-                "MAX_CONCURRENT_REQUESTS",
-                &get("MAX_CONCURRENT_REQUESTS", "256"),
-            )?,
-            request_timeout,
-            max_concurrent_reads: parse_number(
-                "MAX_CONCURRENT_READS",
-                &get("MAX_CONCURRENT_READS", "64"),
-            )?,
-            body_read_timeout,
-            header_read_timeout,
-            idle_timeout,
-            max_connections: parse_number("MAX_CONNECTIONS", &get("MAX_CONNECTIONS", "2048"))?,
-            max_header_bytes,
+            limits: Limits {
+                max_concurrent_webhooks: parse_number(
+                    "MAX_CONCURRENT_REQUESTS",
+                    &get("MAX_CONCURRENT_REQUESTS", "256"),
+                )?,
+                max_concurrent_reads: parse_number(
+                    "MAX_CONCURRENT_READS",
+                    &get("MAX_CONCURRENT_READS", "64"),
+                )?,
+                request_timeout,
+                body_read_timeout,
+            },
+            connections: ConnectionLimits {
+                max_connections: parse_number("MAX_CONNECTIONS", &get("MAX_CONNECTIONS", "2048"))?,
+                max_header_bytes,
+                header_read_timeout,
+                idle_timeout,
+            },
             signatures,
             admin_token: BearerTokens::parse(
                 "ADMIN_TOKEN",
@@ -353,20 +357,23 @@ mod tests {
     fn defaults_are_specs() -> anyhow::Result<()> {
         let config = config_with(&[])?;
         assert_eq!(config.metrics_addr.to_string(), "0.0.0.0:9091");
-        assert_eq!(config.max_concurrent_reads, 64);
-        assert_eq!(config.body_read_timeout, Duration::from_secs(10));
-        assert_eq!(config.header_read_timeout, Duration::from_secs(10));
-        assert_eq!(config.idle_timeout, Duration::from_secs(60));
-        assert_eq!(config.max_connections, 2048);
-        assert_eq!(config.max_header_bytes, 16384);
+        assert_eq!(config.limits.max_concurrent_reads, 64);
+        assert_eq!(config.limits.body_read_timeout, Duration::from_secs(10));
+        assert_eq!(
+            config.connections.header_read_timeout,
+            Duration::from_secs(10)
+        );
+        assert_eq!(config.connections.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.connections.max_connections, 2048);
+        assert_eq!(config.connections.max_header_bytes, 16384);
         assert_eq!(config.http_addr.to_string(), "0.0.0.0:8000");
         assert_eq!(config.processor_url, "http://127.0.0.1:50051");
         assert_eq!(
             config.logging.format,
             service_support::logging::LogFormat::Text
         );
-        assert_eq!(config.max_concurrent_requests, 256);
-        assert_eq!(config.request_timeout, Duration::from_millis(950));
+        assert_eq!(config.limits.max_concurrent_webhooks, 256);
+        assert_eq!(config.limits.request_timeout, Duration::from_millis(950));
         assert!(
             config.signatures.schemes().is_empty(),
             "no secret, no check"

@@ -88,24 +88,12 @@ pub fn build_with_listeners(
         read_tokens: config.api_tokens.clone(),
         signatures: Arc::new(config.signatures.clone()),
     });
-    let limits = routes::Limits {
-        max_concurrent_webhooks: config.max_concurrent_requests,
-        max_concurrent_reads: config.max_concurrent_reads,
-        request_timeout: config.request_timeout,
-        body_read_timeout: config.body_read_timeout,
-    };
-    let connection_limits = server::ConnectionLimits {
-        max_connections: config.max_connections,
-        max_header_bytes: config.max_header_bytes,
-        header_read_timeout: config.header_read_timeout,
-        idle_timeout: config.idle_timeout,
-    };
     Ok(Application {
         listener,
         metrics_listener,
-        router: routes::router(state, limits),
-        open_connections: server::OpenConnections::new(connection_limits.max_connections),
-        connection_limits,
+        router: routes::router(state, config.limits),
+        open_connections: server::OpenConnections::new(config.connections.max_connections),
+        connection_limits: config.connections,
     })
 }
 
