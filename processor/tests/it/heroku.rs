@@ -13,6 +13,7 @@ use std::{
     time::Duration,
 };
 
+use nix::{sys::signal::Signal, unistd::Pid};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 use test_support::{PostgresCluster, RedisServer, free_port, tls::TestCa};
@@ -113,12 +114,11 @@ impl Dyno {
             .collect()
     }
 
-    fn signal(&self, signal: &str, pid: u32) {
-        let status = Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {signal} {pid}");
+    fn signal(&self, signal: Signal, pid: u32) {
+        let pid = i32::try_from(pid).expect("a pid fits an i32");
+        assert!(pid > 1, "pid {pid}");
+        nix::sys::signal::kill(Pid::from_raw(pid), signal)
+            .unwrap_or_else(|error| panic!("kill {signal} {pid}: {error}"));
     }
 
     /// Waits for the dyno's command to end, at most `limit`.
@@ -136,9 +136,13 @@ impl Dyno {
 
 impl Drop for Dyno {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
-            .status();
+        // The whole group: the dyno's command and whatever it started. killpg(2), not the
+        // kill command: procps-ng's `kill -KILL -<pgid>` kills every process (pid -1).
+        if let Ok(group) = i32::try_from(self.child.id())
+            && group > 1
+        {
+            let _ = nix::sys::signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
+        }
         let _ = self.child.wait();
     }
 }
@@ -266,7 +270,7 @@ async fn the_procfile_runs_as_written_on_herokus_variables() {
     let [worker_processor] = worker.processes("processor")[..] else {
         panic!("one processor in the worker dyno: {}", worker.log());
     };
-    worker.signal("-TERM", worker_processor);
+    worker.signal(Signal::SIGTERM, worker_processor);
     let stopped = worker.exit_status(Duration::from_secs(30)).await;
     assert!(
         stopped.is_some_and(|s| s.success()),
@@ -278,7 +282,7 @@ async fn the_procfile_runs_as_written_on_herokus_variables() {
     let [web_processor] = web.processes("processor")[..] else {
         panic!("one processor in the web dyno: {}", web.log());
     };
-    web.signal("-KILL", web_processor);
+    web.signal(Signal::SIGKILL, web_processor);
     let ended = web.exit_status(Duration::from_secs(30)).await;
     assert!(
         ended.is_some_and(|s| !s.success()),
