@@ -13,8 +13,11 @@ source load.sh
 CONNECTIONS=${CONNECTIONS:-256}
 DURATION=${DURATION:-20s}
 require_wrk_and_stack memory.sh
-gateway=$(pgrep -xn ingest-gateway) || { echo "memory.sh: no ingest-gateway running" >&2; exit 1; }
-processor=$(pgrep -xn processor) || { echo "memory.sh: no processor running" >&2; exit 1; }
+# By port (load.sh): other people's tests run binaries of the same names on this machine.
+gateway=$(listener_pid "$(port_of "$URL")")
+processor=$(listener_pid "$GRPC_PORT")
+[ -n "$gateway" ] || { echo "memory.sh: no gateway listens at $URL" >&2; exit 1; }
+[ -n "$processor" ] || { echo "memory.sh: no processor listens on port $GRPC_PORT" >&2; exit 1; }
 
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 mib() { awk -v kib="$1" 'BEGIN { printf "%.1f", kib / 1024 }'; }
