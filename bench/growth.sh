@@ -113,16 +113,16 @@ now = datetime.now(timezone.utc)
 stamp = lambda moment: urllib.parse.quote(moment.isoformat(timespec="seconds"))
 day_ago, window = now - timedelta(days=1), (now - timedelta(days=46), now - timedelta(days=45))
 in_window = f"created_after={stamp(window[0])}&created_before={stamp(window[1])}"
-# (query, the span a random point is drawn from)
 history = (now - timedelta(days=90), now)
+# (name, query, the span a random point is drawn from)
 queries = [
-    ("page_size=100", history),
-    ("status=PROCESSED&page_size=100", history),
-    ("status=FAILED&page_size=100", history),
-    ("status=PROCESSING&page_size=100", history),
-    (f"created_after={stamp(day_ago)}&page_size=100", (day_ago, now)),
-    (f"{in_window}&page_size=100", window),
-    (f"status=FAILED&{in_window}&page_size=100", window),
+    ("unfiltered", "page_size=100", history),
+    ("status=PROCESSED", "status=PROCESSED&page_size=100", history),
+    ("status=FAILED", "status=FAILED&page_size=100", history),
+    ("status=PROCESSING", "status=PROCESSING&page_size=100", history),
+    ("created_after (the last day)", f"created_after={stamp(day_ago)}&page_size=100", (day_ago, now)),
+    ("created_after+before (a day, 45 days ago)", f"{in_window}&page_size=100", window),
+    ("status=FAILED, the same day", f"status=FAILED&{in_window}&page_size=100", window),
 ]
 connection = http.client.HTTPConnection(base.hostname, base.port or 80, timeout=10)
 
@@ -149,7 +149,7 @@ def call(query):
 def random_moment(span):
     return span[0] + (span[1] - span[0]) * random.random()
 
-for query, span in queries:
+for name, query, span in queries:
     for page in ("first", "next", "deep"):
         times, statuses, rows, cursor = [], {}, 0, None
         for _ in range(count):
@@ -162,8 +162,9 @@ for query, span in queries:
             else:
                 # created_before is not combined with the window's own (it would be twice)
                 base_query = query.replace(f"&created_before={stamp(window[1])}", "")
-                start = call(f"{base_query}&created_before={stamp(random_moment(span))}")[2]
-                q = f"{base_query}&page_token={start}" if start else base_query
+                before = f"{base_query}&created_before={stamp(random_moment(span))}"
+                start = call(before)[2]
+                q = f"{base_query}&page_token={start}" if start else before
             elapsed, status, next_cursor, page_rows = call(q)
             if page == "next":
                 cursor = next_cursor
@@ -172,7 +173,7 @@ for query, span in queries:
             statuses[status] = statuses.get(status, 0) + 1
         times.sort()
         p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
-        print(f"  LIST {query.split('&page_size')[0][:60]:<60} {page:<5} p50 {statistics.median(times):6.1f} ms"
+        print(f"  LIST {name:<42} {page:<5} p50 {statistics.median(times):6.1f} ms"
               f"  p99 {p99:6.1f} ms  max {times[-1]:6.1f} ms  rows/page {rows / count:5.1f}  answers {statuses}")
 PY
 }

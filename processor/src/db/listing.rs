@@ -58,7 +58,15 @@ pub struct ListFilter {
 pub fn page_query(filter: &ListFilter) -> Select<Transactions> {
     let mut query = Transactions::find();
     if let Some(status) = filter.status {
-        query = query.filter(Column::Status.eq(status.as_str()));
+        // A range of one value, and status first in the order: with `status = $1` the
+        // planner takes status for a constant, finds that both indexes give the order, and
+        // may walk the smaller `(created_at, transaction_id)` one, filtering. After a burst
+        // the newest rows are all PROCESSING, and a page of PROCESSED rows then read past
+        // every one of them (146 000 rows, 140 ms at 10 million, bench/growth.sh). As a
+        // range, status is part of the order, which only the status index gives.
+        query = query
+            .filter(Column::Status.between(status.as_str(), status.as_str()))
+            .order_by_desc(Column::Status);
     }
     if let Some(after) = filter.created_after {
         query = query.filter(Column::CreatedAt.gte(after));

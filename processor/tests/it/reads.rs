@@ -216,7 +216,15 @@ async fn every_filter_and_page_of_the_list_is_an_index_walk_at_millions_of_rows(
                 page_size,
                 ..filter.clone()
             };
-            assert_served_by_an_index(&plan(&reads, &first).await, &format!("{name}, page 1"));
+            let first_plan = plan(&reads, &first).await;
+            assert_served_by_an_index(&first_plan, &format!("{name}, page 1"));
+            // Not the (created_at, id) index with a filter on status: its newest rows may
+            // all be of another status (bench/growth.sh found a page of PROCESSED reading
+            // past 146 000 PROCESSING rows).
+            assert!(
+                filter.status.is_none() || first_plan.contains("transactions_status_created_at_id"),
+                "{name}, page 1: a status filter walks the status index:\n{first_plan}"
+            );
             let (page, next) = listing::list(&reads, &first).await.expect("first page");
             assert_eq!(page.len(), page_size as usize, "{name}: a full first page");
             in_order_and_filtered(&page, &first);
