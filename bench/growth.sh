@@ -5,15 +5,18 @@
 # WAL per webhook (bench/cpu.sh), and the list: every filter the API offers, first pages,
 # cursor pages walking on from the first, and pages at a random point of the history
 # (sequential requests on one kept-alive connection, p50/p99/max).
-# Against a running stack (`bench/stack.sh` in another terminal), on its database.
+# Against a running stack (`bench/stack.sh` in another terminal), on its database; for
+# ingest alone, with nothing claimed or finished meanwhile (BENCHMARKS.md, 2026-12-01):
+#   BENCH_DATABASE=growth BENCH_KEEP_DATABASE=1 PROCESSING_DELAY=3h MAX_IN_FLIGHT=1 SHUTDOWN_GRACE=5s bench/stack.sh
 #
 #   bench/growth.sh                                  # 0, 10 and 50 million rows
 #   SIZES="0 20000" LEVELS=16 DURATION=3s RUNS=1 CPU_RUNS=0 LIST_REQUESTS=20 bench/growth.sh   # a quick check
 #   BENCH_POSTGRES=postgres://postgres@127.0.0.1:55432 REDIS_URL=redis://127.0.0.1:56379 bench/growth.sh
 #   FILL_ONLY=1 SIZES=10000000 bench/growth.sh      # only fill (no stack needed once the schema is there)
 #
-# Rows are only ever added, so the sizes must rise. 50 million rows take about 15 GB of
-# disk with their indexes: use a private PostgreSQL (see bench/stack.sh), not the shared
+# Rows are only ever added, so the sizes must rise. A row takes about 355 bytes with its
+# indexes (18 GB at 50 million, and up to max_wal_size of WAL besides), and a fill
+# adds about 21 000 rows/s on two busy cores: use a private PostgreSQL (see bench/stack.sh), not the shared
 # one. Each fill is followed by VACUUM ANALYZE (a table of months of history has been
 # vacuumed; autovacuum would otherwise start in the middle of a measurement). Fill rates
 # are printed. API_TOKEN is sent as the bearer token of the list calls when the gateway
