@@ -463,22 +463,19 @@ mod tests {
             config_with(&[https])?.processor_tls,
             ProcessorTls::default()
         );
-        for (pairs, named) in [
-            (
-                &[https, ("PROCESSOR_TLS_CERT_FILE", "/tls/gateway.pem")][..],
-                "PROCESSOR_TLS_KEY_FILE",
-            ),
-            (
-                &[("PROCESSOR_TLS_CA_FILE", "/tls/ca.pem")][..],
-                "https:// PROCESSOR_URL",
-            ),
-        ] {
-            let error = config_with(pairs).err().map(|e| format!("{e:#}"));
-            assert!(
-                error.as_deref().is_some_and(|e| e.contains(named)),
-                "{pairs:?}: {error:?}"
-            );
-        }
+        service_support::settings::assert_refused_naming(
+            config_with,
+            &[
+                (
+                    &[https, ("PROCESSOR_TLS_CERT_FILE", "/tls/gateway.pem")],
+                    "PROCESSOR_TLS_KEY_FILE",
+                ),
+                (
+                    &[("PROCESSOR_TLS_CA_FILE", "/tls/ca.pem")],
+                    "https:// PROCESSOR_URL",
+                ),
+            ],
+        );
         Ok(())
     }
 

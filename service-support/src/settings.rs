@@ -89,6 +89,25 @@ pub fn assert_reads_exactly(
     assert_eq!(variables_read(read), listed, "variables read vs. listed");
 }
 
+/// Asserts that `parse` refuses each case's pairs with an error naming the case's text,
+/// and returns the errors, for further checks.
+pub fn assert_refused_naming<T>(
+    parse: impl Fn(&[(&str, &str)]) -> anyhow::Result<T>,
+    cases: &[(&[(&str, &str)], &str)],
+) -> Vec<String> {
+    cases
+        .iter()
+        .map(|(pairs, named)| {
+            let error = parse(pairs).err().map(|e| format!("{e:#}"));
+            assert!(
+                error.as_deref().is_some_and(|e| e.contains(named)),
+                "{pairs:?}: {error:?}"
+            );
+            error.unwrap_or_default()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
