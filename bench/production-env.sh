@@ -6,11 +6,13 @@
 #
 # Its own ports, database and stream (PORT_BASE, default 8100: HTTP on it, gRPC on it +
 # 42051, metrics on it + 1000 and + 1001; database and stream "perf_bench"), so it runs
-# beside a bench/stack.sh. start_stack starts both binaries from target/release, the one
-# named by $1 under callgrind; stop_stack stops them.
+# beside a bench/stack.sh. start_stack starts both binaries from BIN_DIR (default
+# target/release; another directory holds an earlier build, for A/B runs), the one named
+# by $1 under callgrind; stop_stack stops them.
 source scripts/services.sh
 MODE=${MODE:-production}
 PORT_BASE=${PORT_BASE:-8100}
+BIN_DIR=${BIN_DIR:-target/release}
 tls_dir=.dev/bench-tls
 mkdir -p .dev
 URL=http://127.0.0.1:$PORT_BASE
@@ -20,6 +22,8 @@ export STREAM_KEY=$database CONSUMER_GROUP=$database DEAD_LETTER_STREAM_KEY=${da
 export HTTP_ADDR=127.0.0.1:$PORT_BASE GRPC_ADDR=127.0.0.1:$((PORT_BASE + 42051))
 export MAX_IN_FLIGHT=${MAX_IN_FLIGHT:-100000}
 export RUST_LOG=${RUST_LOG:-warn} ALLOW_UNAUTHENTICATED_READS=true
+# Stopping a stack should not wait out the calls under way (their rows are dropped anyway).
+export SHUTDOWN_GRACE=${SHUTDOWN_GRACE:-1s}
 export PROCESSOR_URL=http://127.0.0.1:$((PORT_BASE + 42051))
 
 case $MODE in
@@ -68,7 +72,7 @@ start_stack() { # start_stack [gateway|processor]: a fresh database and stream, 
   if curl -fsS "$URL/" >/dev/null 2>&1; then die "something already answers at $URL; stop it first"; fi
   local name binary
   for name in processor gateway; do
-    binary=target/release/$([ $name = gateway ] && echo ingest-gateway || echo processor)
+    binary=$BIN_DIR/$([ $name = gateway ] && echo ingest-gateway || echo processor)
     export METRICS_ADDR=127.0.0.1:$((PORT_BASE + 1000 + ${#stack_pids[@]}))
     if [ "$name" = "${1:-}" ]; then
       valgrind --tool=callgrind --callgrind-out-file="$stack_log_dir/callgrind.out.%p" \

@@ -31,7 +31,7 @@ THREADS=${THREADS:-2}
 source bench/production-env.sh
 
 ulimit -n 65536 2>/dev/null || true
-cargo build --locked --release --bins >&2
+[ "$BIN_DIR" != target/release ] || cargo build --locked --release --bins >&2
 trap stop_stack EXIT INT TERM
 start_stack
 echo "MODE=$MODE PROCESSING_DELAY=$PROCESSING_DELAY IDS=$IDS RUNS=$RUNS DURATION=${DURATION}s ($(uptime | sed 's/.*load/load/'))"

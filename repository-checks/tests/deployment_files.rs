@@ -24,6 +24,8 @@ const GATEWAY: &str = "ingest-gateway";
 const MIGRATION: &str = "migration";
 /// The benchmarks' baseline (`bench/naive-path`): built in the workspace, never deployed.
 const BENCHMARK_BASELINE: &str = "naive-path";
+/// The benchmarks' load generator (`bench/loadgen`): built in the workspace, never deployed.
+const BENCHMARK_LOAD_GENERATOR: &str = "loadgen";
 
 /// Variables a platform sets for a process, which a deployment file may expand (`$PORT`)
 /// but never needs a binary to read.
@@ -393,10 +395,16 @@ fn dockerfiles_build_and_ship_workspace_binaries() {
     let workspace = workspace_binaries();
     assert_eq!(
         workspace,
-        [GATEWAY, MIGRATION, PROCESSOR, BENCHMARK_BASELINE]
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
+        [
+            GATEWAY,
+            MIGRATION,
+            PROCESSOR,
+            BENCHMARK_BASELINE,
+            BENCHMARK_LOAD_GENERATOR
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect(),
         "the workspace's binaries changed: review the Dockerfiles and this test"
     );
     for (dockerfile, binary, ships) in dockerfiles() {
@@ -404,10 +412,12 @@ fn dockerfiles_build_and_ship_workspace_binaries() {
         let ships: BTreeSet<String> = ships.iter().map(|b| (*b).to_owned()).collect();
         let built = dockerfile.built_binaries();
         assert!(built.is_subset(&workspace), "{file}: builds {built:?}");
-        assert!(
-            !built.contains(BENCHMARK_BASELINE),
-            "{file}: the benchmark baseline is not part of any image"
-        );
+        for benchmark_only in [BENCHMARK_BASELINE, BENCHMARK_LOAD_GENERATOR] {
+            assert!(
+                !built.contains(benchmark_only),
+                "{file}: the benchmarks' {benchmark_only} is not part of any image"
+            );
+        }
         assert_eq!(
             dockerfile.copied_binaries(),
             ships,
