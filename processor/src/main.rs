@@ -3,6 +3,11 @@ use std::process::ExitCode;
 use processor::Config;
 use service_support::shutdown;
 
+/// mimalloc rather than the system's allocator: glibc's malloc and free took about a
+/// quarter of this process's instructions per webhook (BENCHMARKS.md, issue 19).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = match Config::from_env() {
