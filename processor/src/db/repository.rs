@@ -15,7 +15,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, Statement, Value};
+use sea_orm::{
+    ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryResult, RuntimeErr,
+    Statement, Value,
+    sqlx::{self, Row},
+};
 
 use super::{
     consumers::Registration,
@@ -48,7 +52,9 @@ pub async fn insert_many_if_absent(
                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
                     AS t(id, source, destination, amount, currency)
              ON CONFLICT (transaction_id) DO NOTHING
-             RETURNING *",
+             RETURNING transaction_id, source_account, destination_account, amount, currency,
+                       status, attempts, last_error, created_at, updated_at, processed_at,
+                       lease_owner, lease_expires_at, republish_at",
             [
                 column(|t| t.transaction_id.to_string()),
                 column(|t| t.source_account.to_string()),
@@ -60,9 +66,36 @@ pub async fn insert_many_if_absent(
             ],
         ))
         .await?;
-    rows.iter()
-        .map(|row| StoredTransaction::from_query_result(row, ""))
-        .collect()
+    rows.iter().map(stored_transaction).collect()
+}
+
+/// A row of the fourteen columns in the order `insert_many_if_absent` and `find_many`
+/// return them, read by position. sea-orm's `FromQueryResult` looks every column up by
+/// name and formats an error text for each NULL it reads (then discards it as `None`):
+/// a tenth of the processor's instructions per webhook (BENCHMARKS.md, issue 19).
+fn stored_transaction(row: &QueryResult) -> Result<StoredTransaction, DbErr> {
+    let Some(row) = row.try_as_pg_row() else {
+        return StoredTransaction::from_query_result(row, "");
+    };
+    let decoded = (|| -> Result<StoredTransaction, sqlx::Error> {
+        Ok(StoredTransaction {
+            transaction_id: row.try_get(0)?,
+            source_account: row.try_get(1)?,
+            destination_account: row.try_get(2)?,
+            amount: row.try_get(3)?,
+            currency: row.try_get(4)?,
+            status: row.try_get(5)?,
+            attempts: row.try_get(6)?,
+            last_error: row.try_get(7)?,
+            created_at: row.try_get(8)?,
+            updated_at: row.try_get(9)?,
+            processed_at: row.try_get(10)?,
+            lease_owner: row.try_get(11)?,
+            lease_expires_at: row.try_get(12)?,
+            republish_at: row.try_get(13)?,
+        })
+    })();
+    decoded.map_err(|error| DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(error))))
 }
 
 /// The stored transactions among `transaction_ids`.
@@ -72,13 +105,14 @@ pub async fn find_many(
 ) -> Result<Vec<StoredTransaction>, DbErr> {
     let rows = db
         .query_all_raw(statement(
-            "SELECT * FROM transactions WHERE transaction_id = ANY($1::text[])",
+            "SELECT transaction_id, source_account, destination_account, amount, currency,
+                    status, attempts, last_error, created_at, updated_at, processed_at,
+                    lease_owner, lease_expires_at, republish_at
+               FROM transactions WHERE transaction_id = ANY($1::text[])",
             [transaction_ids.to_vec().into()],
         ))
         .await?;
-    rows.iter()
-        .map(|row| StoredTransaction::from_query_result(row, ""))
-        .collect()
+    rows.iter().map(stored_transaction).collect()
 }
 
 pub async fn find(
@@ -125,7 +159,10 @@ pub async fn claim_many(
                           WHERE c.name = t.lease_owner AND c.expires_at > now()))
                     AND EXISTS (SELECT 1 FROM consumers mine
                                  WHERE mine.name = $2 AND mine.instance = $3)
-              RETURNING t.*),
+              RETURNING t.transaction_id, t.source_account, t.destination_account, t.amount,
+                        t.currency, t.status, t.attempts, t.last_error, t.created_at,
+                        t.updated_at, t.processed_at, t.lease_owner, t.lease_expires_at,
+                        t.republish_at),
              cut AS (
                  UPDATE processing_attempts a
                     SET outcome = 'INTERRUPTED', finished_at = now()
@@ -149,7 +186,8 @@ pub async fn claim_many(
     rows.iter()
         .map(|row| {
             Ok(Claimed {
-                transaction: StoredTransaction::from_query_result(row, "")?,
+                // `claimed.*` is stored_transaction's fourteen columns, in its order.
+                transaction: stored_transaction(row)?,
                 cut_calls: u32::try_from(row.try_get::<i64>("", "cut_calls")?).unwrap_or_default(),
             })
         })

@@ -110,22 +110,26 @@ impl Writer {
     }
 
     async fn write(&self, batch: Vec<Pending>) {
-        // One caller per id goes into the INSERT; repeats within the batch are compared
-        // with what it stored, like repeats across batches.
-        let mut first_of_id: HashMap<String, usize> = HashMap::new();
-        for (index, pending) in batch.iter().enumerate() {
-            first_of_id
-                .entry(pending.transaction.transaction_id.to_string())
-                .or_insert(index);
-        }
-        let mut candidates: Vec<&NewTransaction> = first_of_id
-            .values()
-            .map(|&i| &batch[i].transaction)
+        // One caller per id goes into the INSERT (the first); repeats within the batch
+        // are compared with what it stored, like repeats across batches.
+        let is_first: Vec<bool> = {
+            let mut seen: HashSet<&str> = HashSet::with_capacity(batch.len());
+            batch
+                .iter()
+                .map(|pending| seen.insert(pending.transaction.transaction_id.as_str()))
+                .collect()
+        };
+        let repeats_within = is_first.iter().any(|first| !first);
+        let mut candidates: Vec<&NewTransaction> = batch
+            .iter()
+            .zip(&is_first)
+            .filter(|(_, first)| **first)
+            .map(|(pending, _)| &pending.transaction)
             .collect();
         candidates
             .sort_unstable_by(|a, b| a.transaction_id.as_str().cmp(b.transaction_id.as_str()));
 
-        let (created, existing) = match self.store_retrying_once(&candidates).await {
+        let (mut created, existing) = match self.store_retrying_once(&candidates).await {
             Ok(stored) => stored,
             Err(error) => {
                 for pending in batch {
@@ -137,14 +141,18 @@ impl Writer {
         self.publish(&batch, &created).await;
         for (index, pending) in batch.into_iter().enumerate() {
             let id = pending.transaction.transaction_id.as_str();
-            let answer = if first_of_id.get(id) == Some(&index) {
-                created.get(id).map(|stored| Ingested {
-                    created: true,
-                    transaction: stored.clone(),
-                })
-            } else {
+            let answer = if !is_first[index] {
                 None
-            };
+            } else if repeats_within {
+                // A later repeat of this id compares with the row: keep it.
+                created.get(id).cloned()
+            } else {
+                created.remove(id)
+            }
+            .map(|stored| Ingested {
+                created: true,
+                transaction: stored,
+            });
             let answer = match answer {
                 Some(ingested) => Ok(ingested),
                 None => match created.get(id).or_else(|| existing.get(id)) {
@@ -199,8 +207,8 @@ impl Writer {
             .collect();
         let missing: Vec<String> = candidates
             .iter()
+            .filter(|t| !created.contains_key(t.transaction_id.as_str()))
             .map(|t| t.transaction_id.to_string())
-            .filter(|id| !created.contains_key(id))
             .collect();
         let existing = if missing.is_empty() {
             HashMap::new()
