@@ -44,6 +44,28 @@ async fn calls_under_way(downstream: &Downstream, count: usize) {
     assert!(reached, "{count} calls under way: {}", downstream.total());
 }
 
+/// Without a cut: each transaction ends PROCESSED once after one call under its key, every
+/// attempt SUCCEEDED, and none of `replicas` counted a repeat.
+async fn assert_each_called_once(
+    setup: &Setup,
+    downstream: &Downstream,
+    accepted: &[String],
+    replicas: &[&ProcessorProcess],
+    within: Duration,
+) {
+    let db = setup.database().await;
+    assert!(settle(&db, within).await);
+    assert_each_accepted_finished_exactly_once(&db, accepted).await;
+    downstream.assert_each_called(accepted, 1);
+    assert_eq!(
+        attempts_by_outcome(&db).await,
+        outcomes(&[("SUCCEEDED", accepted.len() as i64)])
+    );
+    for replica in replicas {
+        assert_eq!(replica.counter(REPEATED).await, 0.0);
+    }
+}
+
 /// After every call was cut once: each transaction ends PROCESSED once, after the cut call
 /// and its repeat under its own key, the repeats counted by `repeater`.
 async fn assert_each_repeated_once(
@@ -120,17 +142,15 @@ async fn a_rolling_restart_of_three_replicas_under_load_calls_each_transaction_o
         replicas.push(ProcessorProcess::start_with_defaults(&setup, &name, &defaults).await);
     }
     assert_eq!(accepted.len(), 120, "every ingest accepted");
-    let db = setup.database().await;
-    assert!(settle(&db, Duration::from_secs(90)).await);
-    assert_each_accepted_finished_exactly_once(&db, &accepted).await;
-    downstream.assert_each_called(&accepted, 1);
-    assert_eq!(
-        attempts_by_outcome(&db).await,
-        outcomes(&[("SUCCEEDED", 120)])
-    );
-    for replica in &replicas {
-        assert_eq!(replica.counter(REPEATED).await, 0.0);
-    }
+    let replicas: Vec<&ProcessorProcess> = replicas.iter().collect();
+    assert_each_called_once(
+        &setup,
+        &downstream,
+        &accepted,
+        &replicas,
+        Duration::from_secs(90),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -141,16 +161,14 @@ async fn calls_outlasting_the_lease_are_not_repeated_while_their_holder_renews()
     let first = ProcessorProcess::start(&setup, "renewing-a").await;
     let accepted = ingest_many(&first.client().await, "renewed", 30).await;
     let second = ProcessorProcess::start(&setup, "renewing-b").await;
-    let db = setup.database().await;
-    assert!(settle(&db, Duration::from_secs(60)).await);
-    assert_each_accepted_finished_exactly_once(&db, &accepted).await;
-    downstream.assert_each_called(&accepted, 1);
-    assert_eq!(
-        attempts_by_outcome(&db).await,
-        outcomes(&[("SUCCEEDED", 30)])
-    );
-    assert_eq!(first.counter(REPEATED).await, 0.0);
-    assert_eq!(second.counter(REPEATED).await, 0.0);
+    assert_each_called_once(
+        &setup,
+        &downstream,
+        &accepted,
+        &[&first, &second],
+        Duration::from_secs(60),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -247,15 +265,14 @@ async fn two_processors_given_one_consumer_name_hold_two_and_one_stopping_repeat
     // Both hold calls; the first stops (a deploy) and gives up its name and its leases.
     let status = first.terminate().await;
     assert!(status.success(), "exit status {status}");
-
-    assert!(settle(&db, Duration::from_secs(60)).await);
-    assert_each_accepted_finished_exactly_once(&db, &accepted).await;
-    downstream.assert_each_called(&accepted, 1);
-    assert_eq!(
-        attempts_by_outcome(&db).await,
-        outcomes(&[("SUCCEEDED", 30)])
-    );
-    assert_eq!(second.counter(REPEATED).await, 0.0);
+    assert_each_called_once(
+        &setup,
+        &downstream,
+        &accepted,
+        &[&second],
+        Duration::from_secs(60),
+    )
+    .await;
 }
 
 #[tokio::test]
