@@ -6,6 +6,7 @@ mod m20261129_000001_create_transactions;
 mod m20261129_000002_processing_leases_and_attempts;
 mod m20261201_000003_list_indexes;
 mod m20261201_000004_consumers_and_calls;
+mod m20261201_000005_attempts_without_foreign_key;
 pub mod minor_unit;
 pub mod python_service;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_processing_leases_and_attempts::Migration),
             Box::new(m20261201_000003_list_indexes::Migration),
             Box::new(m20261201_000004_consumers_and_calls::Migration),
+            Box::new(m20261201_000005_attempts_without_foreign_key::Migration),
         ]
     }
 }
