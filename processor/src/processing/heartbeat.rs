@@ -1,5 +1,6 @@
 //! The heartbeat: while a consumer works, it renews its registration (and with it every
-//! lease it holds) and keeps the entries it holds fresh, every third of a lease. A
+//! lease it holds) every third of a lease, and keeps the entries it holds fresh (those the
+//! scheduler names: each at every other beat). A
 //! heartbeat that finds the registration had lapsed (the process was paused, or cut off
 //! from PostgreSQL, past the lease) checks which leases are still its own: the others were
 //! taken over, and their work stops without recording anything.
@@ -17,7 +18,8 @@ pub(super) struct Held {
     pub(super) transaction_id: Arc<str>,
     /// Whether it has been claimed (a call or a backoff under way), so holds a lease.
     pub(super) leased: bool,
-    /// Its entries in the group: the one it was delivered by, and any repeats.
+    /// Its entries to keep fresh at this beat (the one it was delivered by, and any
+    /// repeats), or none when they were kept fresh at the one before.
     pub(super) entries: Vec<Box<str>>,
 }
 
@@ -28,6 +30,7 @@ pub(super) async fn beat(processing: &Processing, held: Vec<Held>) -> StepResult
     let lost: HashSet<Arc<str>> = match renewal {
         Ok(Renewal::Renewed) => HashSet::new(),
         Ok(Renewal::RenewedAfterLapse) => {
+            result.lapsed = true;
             let leased: Vec<String> = held
                 .iter()
                 .filter(|h| h.leased)

@@ -36,6 +36,12 @@ use crate::{
 
 /// Most transactions one step takes: one statement and one round trip for them all.
 const STEP_BATCH: usize = 512;
+/// Entries are kept fresh every this many heartbeats, not at each one. Beats come every
+/// third of the lease, and XAUTOCLAIM elsewhere takes entries idle a whole lease, so an
+/// entry is at most two beats idle when it is refreshed: one beat to spare. Refreshing at
+/// every beat cost one XCLAIM per held entry every few seconds, the most Redis work per
+/// webhook under a 30 s delay (BENCHMARKS.md, issue 19).
+const KEEP_FRESH_EVERY: u32 = 2;
 /// Steps running at once; each holds a database connection while it runs. When all are
 /// busy, expired timers simply wait and the next step takes more of them.
 const CONCURRENT_STEPS: usize = 4;
@@ -64,6 +70,7 @@ impl Scheduler {
                 calls: JoinSet::new(),
                 call_ids: HashMap::new(),
                 call_aborts: HashMap::new(),
+                beats: 0,
                 shutdown,
             }
             .run(received),
@@ -100,6 +107,9 @@ struct InHand {
     /// acknowledged with it once it is settled.
     repeats: Vec<Box<str>>,
     phase: Phase,
+    /// The heartbeat (`State::beats`) that last reset its entries' idle time, or the one
+    /// under way when it was delivered (a delivery resets it too).
+    kept_fresh_at: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +143,8 @@ struct State {
     call_ids: HashMap<tokio::task::Id, Arc<str>>,
     /// How to stop a call whose lease was lost.
     call_aborts: HashMap<Arc<str>, AbortHandle>,
+    /// Heartbeats started so far (wrapping).
+    beats: u32,
     shutdown: CancellationToken,
 }
 
@@ -220,6 +232,7 @@ impl State {
                             entry: delivery.entry_id.clone(),
                             repeats: Vec::new(),
                             phase: Phase::Claiming,
+                            kept_fresh_at: self.beats,
                         },
                     );
                     fresh.push(delivery);
@@ -391,16 +404,28 @@ impl State {
         }
     }
 
-    /// What the heartbeat renews and keeps fresh.
-    fn held(&self) -> Vec<Held> {
+    /// What the next heartbeat renews (every transaction in hand) and keeps fresh (the
+    /// entries last kept fresh `KEEP_FRESH_EVERY` beats ago or more).
+    fn held(&mut self) -> Vec<Held> {
+        self.beats = self.beats.wrapping_add(1);
+        let beat = self.beats;
         self.handling
-            .iter()
-            .map(|(transaction_id, in_hand)| Held {
-                transaction_id: transaction_id.clone(),
-                leased: in_hand.phase != Phase::Claiming,
-                entries: std::iter::once(in_hand.entry.clone())
-                    .chain(in_hand.repeats.iter().cloned())
-                    .collect(),
+            .iter_mut()
+            .map(|(transaction_id, in_hand)| {
+                let stale = beat.wrapping_sub(in_hand.kept_fresh_at) >= KEEP_FRESH_EVERY;
+                let entries = if stale {
+                    in_hand.kept_fresh_at = beat;
+                    std::iter::once(in_hand.entry.clone())
+                        .chain(in_hand.repeats.iter().cloned())
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                Held {
+                    transaction_id: transaction_id.clone(),
+                    leased: in_hand.phase != Phase::Claiming,
+                    entries,
+                }
             })
             .collect()
     }
@@ -419,6 +444,14 @@ impl State {
         }
         if result.identity_lost {
             self.shutdown.cancel();
+        }
+        if result.lapsed {
+            // Paused or cut off past the lease: entries may have been taken meanwhile. The
+            // next beat takes every one back.
+            let stale = self.beats.wrapping_sub(KEEP_FRESH_EVERY);
+            for in_hand in self.handling.values_mut() {
+                in_hand.kept_fresh_at = stale;
+            }
         }
     }
 

@@ -77,6 +77,8 @@ pub(super) struct StepResult {
     pub(super) lost: Vec<Arc<str>>,
     /// The heartbeat found this consumer's name taken by another process.
     pub(super) identity_lost: bool,
+    /// The heartbeat found the registration had lapsed before it renewed it.
+    pub(super) lapsed: bool,
 }
 
 impl StepResult {

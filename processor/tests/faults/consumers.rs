@@ -1,5 +1,6 @@
 //! Processors that die, and processors that share the work.
 
+use fred::prelude::StreamsInterface;
 use std::time::Duration;
 
 use crate::helpers::{
@@ -103,4 +104,49 @@ async fn sigterm_lets_in_flight_work_finish_within_the_grace_period() {
     // The 2 s delays ended inside the 10 s grace: nothing is left for another replica.
     assert_eq!(count_by_status(&db, "PROCESSED").await, 50);
     assert_each_accepted_finished_exactly_once(&db, &accepted).await;
+}
+
+/// A live holder keeps its entries however long it holds them: it resets their idle time
+/// before it reaches the lease, so another replica's XAUTOCLAIM (which takes entries idle a
+/// whole lease) takes none of them, and each transaction is called once.
+#[tokio::test]
+async fn entries_held_for_several_leases_stay_with_their_live_holder() {
+    const LEASE_MS: u64 = 3_000;
+    let mut setup = quick_setup().await;
+    setup
+        .set("LEASE_MARGIN", format!("{LEASE_MS}ms"))
+        .set("PROCESSING_DELAY", "10s");
+    let holder = ProcessorProcess::start(&setup, "holder").await;
+    let accepted = ingest_many(&holder.client().await, "held", 50).await;
+    assert_eq!(accepted.len(), 50);
+    let redis_url = test_support::redis_url();
+    let all_read = test_support::eventually(Duration::from_secs(20), || async {
+        pending(&setup, &redis_url).await == 50
+    })
+    .await;
+    assert!(all_read, "the holder read every entry");
+    // Its peer looks for idle entries every RECONCILE_INTERVAL (500 ms) all along.
+    let peer = ProcessorProcess::start(&setup, "peer").await;
+
+    let redis = setup.redis().await;
+    let mut most_idle_ms = 0;
+    let db = setup.database().await;
+    while count_by_status(&db, "PROCESSED").await < 50 {
+        let entries: Vec<(String, String, u64, u64)> = redis
+            .xpending(setup.stream_key(), setup.consumer_group(), ("-", "+", 100))
+            .await
+            .expect("XPENDING");
+        for (entry, consumer, idle_ms, _) in &entries {
+            assert_eq!(consumer, "holder", "entry {entry} left its live holder");
+            most_idle_ms = most_idle_ms.max(*idle_ms);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        most_idle_ms < LEASE_MS,
+        "held entries idled {most_idle_ms} ms, past the {LEASE_MS} ms lease"
+    );
+    assert!(settle(&db, Duration::from_secs(30)).await);
+    assert_each_accepted_finished_exactly_once(&db, &accepted).await;
+    drop(peer);
 }
