@@ -12,7 +12,7 @@
 //! registration, whose name another process has taken since (a restart under the same
 //! name), would otherwise write as the new holder, or give up the new holder's leases.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -31,6 +31,10 @@ pub use entity::Model as StoredTransaction;
 
 /// Inserts every transaction whose id does not exist yet, in one statement; returns the
 /// rows it created. Ids must be distinct within the call.
+///
+/// Only what PostgreSQL chose comes back (the id and the three times); the rest of each
+/// created row is what was inserted, so it is not decoded again: decoding a whole row per
+/// webhook was a tenth of the processor's instructions (BENCHMARKS.md, issue 19).
 pub async fn insert_many_if_absent(
     db: &impl ConnectionTrait,
     transactions: &[&NewTransaction],
@@ -46,15 +50,14 @@ pub async fn insert_many_if_absent(
     let rows = db
         .query_all_raw(statement(
             "INSERT INTO transactions
-                    (transaction_id, source_account, destination_account, amount, currency, republish_at)
-             SELECT id, source, destination, amount::numeric, currency,
+                    (transaction_id, source_account, destination_account, amount, currency,
+                     status, attempts, republish_at)
+             SELECT id, source, destination, amount::numeric, currency, $7, 0,
                     now() + $6 * interval '1 millisecond'
                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
                     AS t(id, source, destination, amount, currency)
              ON CONFLICT (transaction_id) DO NOTHING
-             RETURNING transaction_id, source_account, destination_account, amount, currency,
-                       status, attempts, last_error, created_at, updated_at, processed_at,
-                       lease_owner, lease_expires_at, republish_at",
+             RETURNING transaction_id, created_at, updated_at, republish_at",
             [
                 column(|t| t.transaction_id.to_string()),
                 column(|t| t.source_account.to_string()),
@@ -63,14 +66,53 @@ pub async fn insert_many_if_absent(
                 column(|t| t.amount.value().to_string()),
                 column(|t| t.currency.code().to_owned()),
                 millis(republish_after),
+                NEW_STATUS.into(),
             ],
         ))
         .await?;
-    rows.iter().map(stored_transaction).collect()
+    let inserted: HashMap<&str, &NewTransaction> = transactions
+        .iter()
+        .map(|t| (t.transaction_id.as_str(), *t))
+        .collect();
+    rows.iter()
+        .map(|row| created_transaction(row, &inserted))
+        .collect()
 }
 
-/// A row of the fourteen columns in the order `insert_many_if_absent` and `find_many`
-/// return them, read by position. sea-orm's `FromQueryResult` looks every column up by
+/// The status a transaction is created with.
+const NEW_STATUS: &str = "PROCESSING";
+
+/// A created row from what `insert_many_if_absent` inserted and the four columns it returns.
+fn created_transaction(
+    row: &QueryResult,
+    inserted: &HashMap<&str, &NewTransaction>,
+) -> Result<StoredTransaction, DbErr> {
+    let transaction_id: String = row.try_get_by_index(0)?;
+    let Some(new) = inserted.get(transaction_id.as_str()) else {
+        return Err(DbErr::Custom(format!(
+            "the insert returned {transaction_id}, which it was not given"
+        )));
+    };
+    Ok(StoredTransaction {
+        source_account: new.source_account.to_string(),
+        destination_account: new.destination_account.to_string(),
+        amount: new.amount.value(),
+        currency: new.currency.code().to_owned(),
+        status: NEW_STATUS.to_owned(),
+        attempts: 0,
+        last_error: None,
+        created_at: row.try_get_by_index(1)?,
+        updated_at: row.try_get_by_index(2)?,
+        processed_at: None,
+        lease_owner: None,
+        lease_expires_at: None,
+        republish_at: row.try_get_by_index(3)?,
+        transaction_id,
+    })
+}
+
+/// A row of the fourteen columns in the order `find_many` and `claim_many` return them,
+/// read by position. sea-orm's `FromQueryResult` looks every column up by
 /// name and formats an error text for each NULL it reads (then discards it as `None`):
 /// a tenth of the processor's instructions per webhook (BENCHMARKS.md, issue 19).
 fn stored_transaction(row: &QueryResult) -> Result<StoredTransaction, DbErr> {

@@ -50,6 +50,32 @@ async fn ingest_then_get_returns_every_field_exactly() {
     assert_eq!(stored.status(), pb::TransactionStatus::Processing);
     assert!(stored.created_at.is_some());
     assert!(stored.processed_at.is_none());
+    // The ingest's own answer is the row as created: what was stored, PostgreSQL's times.
+    let created = ingested.transaction.expect("the created transaction");
+    assert_eq!(
+        (
+            &created.transaction_id,
+            &created.source_account,
+            &created.destination_account,
+            &created.amount,
+            &created.currency,
+            created.status(),
+            &created.created_at,
+            created.attempts,
+            &created.last_error,
+        ),
+        (
+            &stored.transaction_id,
+            &stored.source_account,
+            &stored.destination_account,
+            &stored.amount,
+            &stored.currency,
+            pb::TransactionStatus::Processing,
+            &stored.created_at,
+            0,
+            &String::new(),
+        )
+    );
     processor.stop().await;
 }
 
