@@ -10,6 +10,7 @@
 # target/release; another directory holds an earlier build, for A/B runs), the one named
 # by $1 under callgrind; stop_stack stops them.
 source scripts/services.sh
+source bench/certs.sh
 MODE=${MODE:-production}
 PORT_BASE=${PORT_BASE:-8100}
 BIN_DIR=${BIN_DIR:-target/release}
@@ -28,19 +29,8 @@ export PROCESSOR_URL=http://127.0.0.1:$((PORT_BASE + 42051))
 
 case $MODE in
   production)
-    mkdir -p "$tls_dir"
     # A CA, the processor's certificate (for localhost) and the gateway's client certificate.
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-      -subj /CN=bench-ca -keyout "$tls_dir/ca.key" -out "$tls_dir/ca.pem" 2>/dev/null
-    for who in server client; do
-      usage=$([ $who = server ] && echo serverAuth || echo clientAuth)
-      openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
-        -keyout "$tls_dir/$who.key" -out "$tls_dir/$who.csr" 2>/dev/null
-      openssl x509 -req -in "$tls_dir/$who.csr" -CA "$tls_dir/ca.pem" -CAkey "$tls_dir/ca.key" \
-        -CAcreateserial -days 2 -out "$tls_dir/$who.pem" -extfile <(printf '%s\n' \
-          "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
-          "keyUsage=digitalSignature" "extendedKeyUsage=$usage") 2>/dev/null
-    done
+    make_certs "$tls_dir"
     STANDARD_WEBHOOKS_SECRET=whsec_$(openssl rand -base64 32)
     export STANDARD_WEBHOOKS_SECRET ALLOW_UNSIGNED_WEBHOOKS=false
     export GRPC_TLS_CERT_FILE=$tls_dir/server.pem GRPC_TLS_KEY_FILE=$tls_dir/server.key
