@@ -87,7 +87,13 @@ fn no_crate_depends_on_itself_even_through_dev_dependencies() {
 #[test]
 fn support_crates_sit_below_the_binaries() {
     let graph = workspace_graph();
-    let binaries = ["processor", "ingest-gateway", "migration", "naive-path"];
+    let binaries = [
+        "processor",
+        "ingest-gateway",
+        "migration",
+        "naive-path",
+        "hop",
+    ];
     for support in ["payments-proto", "service-support", "test-support"] {
         let reached = graph.get(support).expect("a workspace crate");
         for binary in binaries {

@@ -22,8 +22,10 @@ use serde_norway::Value;
 const PROCESSOR: &str = "processor";
 const GATEWAY: &str = "ingest-gateway";
 const MIGRATION: &str = "migration";
-/// The benchmarks' baseline (`bench/naive-path`): built in the workspace, never deployed.
-const BENCHMARK_BASELINE: &str = "naive-path";
+/// The benchmarks' baselines, each built in the workspace and never deployed: the naive
+/// path of issue 6 (`bench/naive-path`) and the storage-free axum -> gRPC hop (`bench/hop`)
+/// of issue 19.
+const BENCHMARK_BASELINES: [&str; 2] = ["naive-path", "hop"];
 /// The benchmarks' load generator (`bench/loadgen`): built in the workspace, never deployed.
 const BENCHMARK_LOAD_GENERATOR: &str = "loadgen";
 
@@ -395,16 +397,11 @@ fn dockerfiles_build_and_ship_workspace_binaries() {
     let workspace = workspace_binaries();
     assert_eq!(
         workspace,
-        [
-            GATEWAY,
-            MIGRATION,
-            PROCESSOR,
-            BENCHMARK_BASELINE,
-            BENCHMARK_LOAD_GENERATOR
-        ]
-        .into_iter()
-        .map(str::to_owned)
-        .collect(),
+        [GATEWAY, MIGRATION, PROCESSOR, BENCHMARK_LOAD_GENERATOR]
+            .into_iter()
+            .chain(BENCHMARK_BASELINES)
+            .map(str::to_owned)
+            .collect(),
         "the workspace's binaries changed: review the Dockerfiles and this test"
     );
     for (dockerfile, binary, ships) in dockerfiles() {
@@ -412,7 +409,10 @@ fn dockerfiles_build_and_ship_workspace_binaries() {
         let ships: BTreeSet<String> = ships.iter().map(|b| (*b).to_owned()).collect();
         let built = dockerfile.built_binaries();
         assert!(built.is_subset(&workspace), "{file}: builds {built:?}");
-        for benchmark_only in [BENCHMARK_BASELINE, BENCHMARK_LOAD_GENERATOR] {
+        for benchmark_only in BENCHMARK_BASELINES
+            .into_iter()
+            .chain([BENCHMARK_LOAD_GENERATOR])
+        {
             assert!(
                 !built.contains(benchmark_only),
                 "{file}: the benchmarks' {benchmark_only} is not part of any image"
