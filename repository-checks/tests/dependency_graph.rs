@@ -93,6 +93,7 @@ fn support_crates_sit_below_the_binaries() {
         "migration",
         "naive-path",
         "hop",
+        "lean-path",
     ];
     for support in ["payments-proto", "service-support", "test-support"] {
         let reached = graph.get(support).expect("a workspace crate");

@@ -23,9 +23,9 @@ const PROCESSOR: &str = "processor";
 const GATEWAY: &str = "ingest-gateway";
 const MIGRATION: &str = "migration";
 /// The benchmarks' baselines, each built in the workspace and never deployed: the naive
-/// path of issue 6 (`bench/naive-path`) and the storage-free axum -> gRPC hop (`bench/hop`)
-/// of issue 19.
-const BENCHMARK_BASELINES: [&str; 2] = ["naive-path", "hop"];
+/// path of issue 6 (`bench/naive-path`), the storage-free axum -> gRPC hop (`bench/hop`)
+/// and the lean per-request-commit path (`bench/lean-path`) of issue 19.
+const BENCHMARK_BASELINES: [&str; 3] = ["naive-path", "hop", "lean-path"];
 /// The benchmarks' load generator (`bench/loadgen`): built in the workspace, never deployed.
 const BENCHMARK_LOAD_GENERATOR: &str = "loadgen";
 
