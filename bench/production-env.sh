@@ -17,7 +17,9 @@ BIN_DIR=${BIN_DIR:-target/release}
 tls_dir=.dev/bench-tls
 mkdir -p .dev
 URL=http://127.0.0.1:$PORT_BASE
-database=perf_bench
+# BENCH_DATABASE: another name, for a second stack beside one already running (with
+# another PORT_BASE): start_stack drops and makes its database and stream afresh.
+database=${BENCH_DATABASE:-perf_bench}
 export DATABASE_URL=postgres://postgres:postgres@127.0.0.1:5432/$database
 export STREAM_KEY=$database CONSUMER_GROUP=$database DEAD_LETTER_STREAM_KEY=${database}_dead
 export HTTP_ADDR=127.0.0.1:$PORT_BASE GRPC_ADDR=127.0.0.1:$((PORT_BASE + 42051))
@@ -79,7 +81,11 @@ start_stack() { # start_stack [gateway|processor]: a fresh database and stream, 
       done 2>/dev/null
     fi
   done
-  for _ in $(seq 1 600); do curl -fsS "$URL/" >/dev/null 2>&1 && break; sleep 0.5; done
+  for _ in $(seq 1 600); do
+    curl -fsS "$URL/" >/dev/null 2>&1 && break
+    kill -0 "${stack_pids[1]}" 2>/dev/null || die "the gateway exited; see $stack_log_dir/gateway.log"
+    sleep 0.5
+  done
   curl -fsS "$URL/" >/dev/null || die "the stack did not start; see $stack_log_dir/*.log"
 }
 stop_stack() {
