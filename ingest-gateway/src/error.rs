@@ -18,6 +18,69 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 /// Seconds a client should wait before retrying after a 503.
 pub const RETRY_AFTER_SECONDS: u32 = 2;
 
+tokio::task_local! {
+    /// The `X-Request-Id` of the request being answered, which every problem body carries.
+    static REQUEST_ID: HeaderValue;
+}
+
+/// Runs `answer` (the routes, their layers and fallbacks) with `id` as the request id that
+/// every problem made inside it carries: the body is written once, with the id in it.
+pub async fn with_request_id<F: Future>(id: Option<HeaderValue>, answer: F) -> F::Output {
+    match id {
+        Some(id) => REQUEST_ID.scope(id, answer).await,
+        None => answer.await,
+    }
+}
+
+/// `body`, a problem without `request_id`, given the id that [`with_request_id`] set
+/// around this answer, if any: the member is appended last, as `Problem` writes it.
+fn append_request_id(body: &mut Vec<u8>) {
+    let _ = REQUEST_ID.try_with(|id| {
+        let Ok(id) = id.to_str() else { return };
+        if body.last() == Some(&b'}') {
+            body.pop();
+            body.extend_from_slice(b",\"request_id\":");
+            // A str always serializes; a failure would leave no id, not a broken body.
+            if serde_json::to_writer(&mut *body, id).is_err() {
+                body.truncate(body.len().saturating_sub(b",\"request_id\":".len()));
+            }
+            body.push(b'}');
+        }
+    });
+}
+
+/// A problem's body, `request_id` left for [`append_request_id`].
+fn problem_json(
+    status: StatusCode,
+    slug: &str,
+    title: &str,
+    detail: String,
+    errors: Vec<FieldError>,
+) -> Vec<u8> {
+    let problem = Problem {
+        kind: format!("urn:payment-webhooks:problem:{slug}"),
+        title: title.to_owned(),
+        status: status.as_u16(),
+        detail,
+        errors,
+        request_id: None,
+    };
+    serde_json::to_vec(&problem).unwrap_or_default()
+}
+
+/// The shed answer's body but its request id: the same for every shed request, so written
+/// once (shedding is meant to cost little).
+static OVERLOADED: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let Answer {
+        status,
+        slug,
+        title,
+        detail,
+        errors,
+    } = ApiError::Overloaded.answer();
+    problem_json(status, slug, title, detail, errors)
+});
+
 /// One offending field (or header) and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FieldError {
@@ -281,23 +344,26 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let Answer {
-            status,
-            slug,
-            title,
-            detail,
-            errors,
-        } = self.answer();
-        let problem = Problem {
-            kind: format!("urn:payment-webhooks:problem:{slug}"),
-            title: title.to_owned(),
-            status: status.as_u16(),
-            detail,
-            errors,
-            // Filled in by the request-id middleware in routes/mod.rs, which knows the id.
-            request_id: None,
+        let (status, slug, mut body) = if matches!(self, Self::Overloaded) {
+            let mut body = Vec::with_capacity(OVERLOADED.len() + 64);
+            body.extend_from_slice(&OVERLOADED);
+            (StatusCode::SERVICE_UNAVAILABLE, "overloaded", body)
+        } else {
+            let Answer {
+                status,
+                slug,
+                title,
+                detail,
+                errors,
+            } = self.answer();
+            (
+                status,
+                slug,
+                problem_json(status, slug, title, detail, errors),
+            )
         };
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        // The id set around every request by the request-id middleware in routes/mod.rs.
+        append_request_id(&mut body);
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
@@ -391,6 +457,62 @@ mod tests {
             .await
             .unwrap_or_default();
         (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_problem_made_under_a_request_id_carries_it_in_its_body() {
+        let id = HeaderValue::from_static("req-made-here-7");
+        let response =
+            with_request_id(Some(id), async { ApiError::Overloaded.into_response() }).await;
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from(RETRY_AFTER_SECONDS))
+        );
+        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap_or_default();
+        let problem: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        assert_eq!(problem["request_id"], "req-made-here-7", "{problem}");
+        assert_eq!(problem["type"], "urn:payment-webhooks:problem:overloaded");
+        // Without one (no request-id layer around it) the member is left out, not empty.
+        let (_, body) = body_of(ApiError::Overloaded).await;
+        assert!(!body.contains("request_id"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn the_request_id_is_written_as_problem_writes_it() {
+        for (error, id) in [
+            (ApiError::Overloaded, "req-1"),
+            (
+                ApiError::NotFound("no such \"thing\"".to_owned()),
+                "req \\ with \"quotes\"",
+            ),
+            (
+                ApiError::InvalidFields(vec![FieldError::new("amount", "must be positive")]),
+                "0b6d3c1e-6a7e-4a43-9a55-2f0f1bb7c7a1",
+            ),
+        ] {
+            let value = HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("x"));
+            let response = with_request_id(Some(value), async { error.into_response() }).await;
+            let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+                .await
+                .unwrap_or_default();
+            let Ok(mut problem) = serde_json::from_slice::<Problem>(&bytes) else {
+                panic!("not a problem: {}", String::from_utf8_lossy(&bytes));
+            };
+            assert_eq!(problem.request_id.as_deref(), Some(id));
+            // Byte for byte what the derived serialization writes.
+            assert_eq!(
+                serde_json::to_vec(&problem).ok().as_deref(),
+                Some(&bytes[..])
+            );
+            problem.request_id = None;
+            assert!(
+                !serde_json::to_string(&problem)
+                    .unwrap_or_default()
+                    .contains("request_id")
+            );
+        }
     }
 
     #[tokio::test]

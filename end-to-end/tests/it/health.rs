@@ -89,5 +89,40 @@ async fn problem_bodies_carry_the_request_id() {
         .map(str::to_owned);
     let problem = expect_problem(made, reqwest::StatusCode::BAD_REQUEST).await;
     assert_eq!(problem["request_id"].as_str(), header.as_deref());
+    // Whoever makes the problem (the method fallback, the body extractor, the handler's
+    // validation), its body names the request's own id.
+    let answers = [
+        (
+            stack
+                .http
+                .delete(stack.url("/v1/webhooks/transactions"))
+                .send()
+                .await
+                .expect("answer"),
+            reqwest::StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            stack.post_raw("{}", "text/plain").await,
+            reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            stack.post_raw("{}", "application/json").await,
+            reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ];
+    for (response, status) in answers {
+        let header = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        assert!(header.is_some(), "{status}: no x-request-id");
+        let problem = expect_problem(response, status).await;
+        assert_eq!(
+            problem["request_id"].as_str(),
+            header.as_deref(),
+            "{problem}"
+        );
+    }
     stack.stop().await;
 }

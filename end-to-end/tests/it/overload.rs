@@ -87,9 +87,15 @@ async fn past_the_limit_requests_are_shed_at_once_with_503() {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let problem = expect_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
         assert_eq!(problem["type"], "urn:payment-webhooks:problem:overloaded");
         assert!(problem["request_id"].is_string(), "{problem}");
+        assert_eq!(problem["request_id"].as_str(), request_id.as_deref());
         assert!(retry_after.is_some_and(|s| s.parse::<u32>().is_ok()));
     }
 

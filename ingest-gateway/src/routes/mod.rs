@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use axum::{
     Router,
-    body::Body,
     extract::{DefaultBodyLimit, Request},
-    http::{HeaderName, HeaderValue, header},
+    http::{HeaderName, header},
     middleware::{self, Next},
-    response::{IntoResponse, Response},
+    response::Response,
     routing::get,
 };
 use payments_proto::request_id::KEY as REQUEST_ID_KEY;
@@ -167,37 +166,12 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         )
 }
 
-/// Adds the request id to every problem+json body, wherever it was made (handler,
-/// extractor, fallback or layer), so a caller can quote it. Only error answers are
-/// touched, and they are small.
+/// Makes the request id the one every problem+json body carries, wherever it is made
+/// (handler, extractor, fallback or layer: all inside this layer), so a caller can quote
+/// it. `ApiError` writes it into the body as it makes the answer; no body is re-read.
 async fn request_id_in_problems(request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(REQUEST_ID_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let response = next.run(request).await;
-    let is_problem = response.headers().get(header::CONTENT_TYPE)
-        == Some(&HeaderValue::from_static("application/problem+json"));
-    let Some(id) = id.filter(|_| is_problem) else {
-        return response;
-    };
-    let (mut parts, body) = response.into_parts();
-    let problem = match axum::body::to_bytes(body, 64 * 1024).await {
-        Ok(bytes) => serde_json::from_slice::<Problem>(&bytes).ok(),
-        Err(_) => None,
-    };
-    let Some(mut problem) = problem else {
-        return ApiError::Internal("a problem body could not be re-read".to_owned())
-            .into_response();
-    };
-    problem.request_id = Some(id);
-    let Ok(bytes) = serde_json::to_vec(&problem) else {
-        return ApiError::Internal("a problem body could not be written".to_owned())
-            .into_response();
-    };
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(bytes))
+    let id = request.headers().get(REQUEST_ID_KEY).cloned();
+    crate::error::with_request_id(id, next.run(request)).await
 }
 
 /// The request id that `SetRequestIdLayer` guaranteed, for passing on to the processor.
