@@ -50,19 +50,13 @@ fn append_request_id(body: &mut Vec<u8>) {
 }
 
 /// A problem's body, `request_id` left for [`append_request_id`].
-fn problem_json(
-    status: StatusCode,
-    slug: &str,
-    title: &str,
-    detail: String,
-    errors: Vec<FieldError>,
-) -> Vec<u8> {
+fn problem_json(answer: Answer) -> Vec<u8> {
     let problem = Problem {
-        kind: format!("urn:payment-webhooks:problem:{slug}"),
-        title: title.to_owned(),
-        status: status.as_u16(),
-        detail,
-        errors,
+        kind: format!("urn:payment-webhooks:problem:{}", answer.slug),
+        title: answer.title.to_owned(),
+        status: answer.status.as_u16(),
+        detail: answer.detail,
+        errors: answer.errors,
         request_id: None,
     };
     serde_json::to_vec(&problem).unwrap_or_default()
@@ -70,16 +64,8 @@ fn problem_json(
 
 /// The shed answer's body but its request id: the same for every shed request, so written
 /// once (shedding is meant to cost little).
-static OVERLOADED: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
-    let Answer {
-        status,
-        slug,
-        title,
-        detail,
-        errors,
-    } = ApiError::Overloaded.answer();
-    problem_json(status, slug, title, detail, errors)
-});
+static OVERLOADED: std::sync::LazyLock<Vec<u8>> =
+    std::sync::LazyLock::new(|| problem_json(ApiError::Overloaded.answer()));
 
 /// One offending field (or header) and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -349,18 +335,8 @@ impl IntoResponse for ApiError {
             body.extend_from_slice(&OVERLOADED);
             (StatusCode::SERVICE_UNAVAILABLE, "overloaded", body)
         } else {
-            let Answer {
-                status,
-                slug,
-                title,
-                detail,
-                errors,
-            } = self.answer();
-            (
-                status,
-                slug,
-                problem_json(status, slug, title, detail, errors),
-            )
+            let answer = self.answer();
+            (answer.status, answer.slug, problem_json(answer))
         };
         // The id set around every request by the request-id middleware in routes/mod.rs.
         append_request_id(&mut body);
