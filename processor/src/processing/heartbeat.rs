@@ -30,7 +30,7 @@ pub(super) async fn beat(processing: &Processing, held: Vec<Held>) -> StepResult
     let lost: HashSet<Arc<str>> = match renewal {
         Ok(Renewal::Renewed) => HashSet::new(),
         Ok(Renewal::RenewedAfterLapse) => {
-            result.lapsed = true;
+            result.keep_all_fresh_next = true;
             let leased: Vec<String> = held
                 .iter()
                 .filter(|h| h.leased)
@@ -68,6 +68,7 @@ pub(super) async fn beat(processing: &Processing, held: Vec<Held>) -> StepResult
             // Not renewed: the entries are left to idle, so that should this consumer be cut
             // off for good, others take its work over once the leases lapse.
             tracing::warn!(%error, "renewing the leases failed; retrying at the next heartbeat");
+            result.keep_all_fresh_next = true;
             return result;
         }
     };

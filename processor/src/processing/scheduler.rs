@@ -445,9 +445,9 @@ impl State {
         if result.identity_lost {
             self.shutdown.cancel();
         }
-        if result.lapsed {
-            // Paused or cut off past the lease: entries may have been taken meanwhile. The
-            // next beat takes every one back.
+        if result.keep_all_fresh_next {
+            // Paused or cut off past the lease (entries may have been taken meanwhile), or
+            // not renewed (none kept fresh): the next beat takes every one back.
             let stale = self.beats.wrapping_sub(KEEP_FRESH_EVERY);
             for in_hand in self.handling.values_mut() {
                 in_hand.kept_fresh_at = stale;

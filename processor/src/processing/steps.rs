@@ -77,8 +77,10 @@ pub(super) struct StepResult {
     pub(super) lost: Vec<Arc<str>>,
     /// The heartbeat found this consumer's name taken by another process.
     pub(super) identity_lost: bool,
-    /// The heartbeat found the registration had lapsed before it renewed it.
-    pub(super) lapsed: bool,
+    /// The next heartbeat keeps every held entry fresh: this one found the registration
+    /// had lapsed (entries may have been taken meanwhile), or it could not renew and kept
+    /// none fresh.
+    pub(super) keep_all_fresh_next: bool,
 }
 
 impl StepResult {
