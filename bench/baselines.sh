@@ -119,11 +119,5 @@ curl -fsS "$URL/" >/dev/null || die "$BASELINE did not start; see $log_dir/*.log
 
 echo "BASELINE=$BASELINE MODE=$MODE IDS=$IDS${POOL_SIZE:+ POOL_SIZE=$POOL_SIZE}${SHARING:+ SHARING=$SHARING} RUNS=$RUNS DURATION=${DURATION}s ($(uptime | sed 's/.*load/load/'))"
 loadgen 64 3 >/dev/null # warm-up: TLS handshakes, pools, caches
-results=()
-for run in $(seq 1 "$RUNS"); do
-  result=$(measured_run "$CONNECTIONS" "$DURATION" "${measured[@]}")
-  echo "c=$CONNECTIONS run $run: $result"
-  results+=("$result")
-done
-printf '%s\n' "${results[@]}" | print_medians "$BASELINE/$MODE" "$CONNECTIONS" \
+measure_runs "$BASELINE/$MODE" "$CONNECTIONS" "${measured[*]}" \
   "${cpu_names[@]}" postgres=PostgreSQL redis_server=Redis

@@ -57,6 +57,20 @@ measured_run() {
   echo "$line $cpu"
 }
 
+# measure_runs LABEL CONNECTIONS "PID[:NAME] ..." KEY=NAME...: RUNS measured runs of DURATION,
+# each printed as "c=CONNECTIONS run N: ...", then their medians (print_medians).
+measure_runs() {
+  local label=$1 connections=$2 run
+  local -a processes results=()
+  read -r -a processes <<<"$3"
+  shift 3
+  for run in $(seq 1 "$RUNS"); do
+    results+=("$(measured_run "$connections" "$DURATION" "${processes[@]}")")
+    echo "c=$connections run $run: ${results[-1]}"
+  done
+  printf '%s\n' "${results[@]}" | print_medians "$label" "$connections" "$@"
+}
+
 # print_medians LABEL CONNECTIONS KEY=NAME...: the medians of the measured_run lines on
 # stdin; the CPU line names each cpu_<KEY>_us as NAME, in the order given.
 print_medians() {

@@ -48,12 +48,6 @@ echo "MODE=$MODE PROCESSING_DELAY=$PROCESSING_DELAY MAX_IN_FLIGHT=$MAX_IN_FLIGHT
 
 loadgen 64 "$WARMUP" >/dev/null # warm-up: TLS handshakes, pools, caches (and, past the delay, finishes)
 for connections in $LEVELS; do
-  results=()
-  for run in $(seq 1 "$RUNS"); do
-    result=$(measured_run "$connections" "$DURATION" "${stack_pids[@]}")
-    echo "c=$connections run $run: $result"
-    results+=("$result")
-  done
-  printf '%s\n' "${results[@]}" | print_medians "$MODE" "$connections" \
+  measure_runs "$MODE" "$connections" "${stack_pids[*]}" \
     ingest_gateway=gateway processor=processor postgres=PostgreSQL redis_server=Redis
 done

@@ -131,7 +131,12 @@ async fn entries_held_for_several_leases_stay_with_their_live_holder() {
     let redis = setup.redis().await;
     let mut most_idle_ms = 0;
     let db = setup.database().await;
+    let watch_until = tokio::time::Instant::now() + Duration::from_secs(40);
     while count_by_status(&db, "PROCESSED").await < 50 {
+        assert!(
+            tokio::time::Instant::now() < watch_until,
+            "not every transaction was processed within 40 s"
+        );
         let entries: Vec<(String, String, u64, u64)> = redis
             .xpending(setup.stream_key(), setup.consumer_group(), ("-", "+", 100))
             .await
